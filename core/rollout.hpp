@@ -1,0 +1,38 @@
+// Attention rollout (Abnar & Zuidema 2020) and the reference variants of spec section 1.
+#pragma once
+
+#include "core/array.hpp"
+#include "core/fusion.hpp"
+
+namespace attnlens {
+
+enum class RolloutMode {
+  /// Correct default: fuse heads, optional discard (never zeroes prefix rows/columns), add I, true row
+  /// normalisation, J_l = A_l * J_{l-1}.
+  Abnar,
+  /// jacobgil/vit-explain exactly (spec 1.2): discard protects only flat index 0, a = (F + I)/2, then every
+  /// column j divided by the sum of row j (the published normalisation quirk).
+  VitExplainReference,
+  /// Chefer et al. baseline rollout (spec 1.3): head mean, + I, row normalisation. Numerically equal to Abnar with
+  /// mean fusion; rejects other fusions and any discard so that the name always means the published computation.
+  Chefer,
+};
+
+struct RolloutOptions {
+  RolloutMode mode = RolloutMode::Abnar;
+  HeadFusion fusion = HeadFusion::Mean;
+  double discard_ratio = 0.0;  ///< share of the N*N fused entries (smallest first) set to 0 per layer, in [0, 1)
+  Residual residual = Residual::Half;
+  int start_layer = 0;         ///< first layer in the product (0-based)
+  int prefix_tokens = 1;       ///< rows/columns the Abnar mode protects from discarding
+};
+
+/// Joint attention after each layer from start_layer on: [L - start_layer, N, N]; the last matrix is the rollout.
+/// Throws InputError for invalid options.
+Array rollout(const AttentionView& attention, const RolloutOptions& options);
+
+/// Indices (flat, into an N*N matrix) of the k = floor(N*N*ratio) smallest values, ties broken by lower index
+/// (torch.topk leaves tie order unspecified; this choice is documented in the README).
+std::vector<std::int64_t> smallest_entries(const double* matrix, int n, double ratio);
+
+}  // namespace attnlens

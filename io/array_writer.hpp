@@ -1,0 +1,23 @@
+// Writes result arrays as .npy (float64), .csv or .json, chosen from the output file's extension.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/array.hpp"
+
+namespace attnlens {
+
+/// Names of the dimensions, e.g. {"layer","query","key"}; used as CSV index columns and JSON "dims".
+using DimNames = std::vector<std::string>;
+
+/// .npy: float64 C order. .csv: one line per index of the leading dimensions (index columns named by `dims`),
+/// one column per element of the last dimension (header "<last dim>_0", ...); rank 0/1 give a single row.
+/// .json: {"shape": [...], "dims": [...], "data": nested lists}. Numbers keep 17 significant digits.
+/// Atomic (see atomic_file.hpp). Throws InputError for an unknown extension or a dims/rank mismatch.
+void write_array(const std::string& path, const Array& array, const DimNames& dims);
+
+/// The same encodings into a string, for tests and for callers that bundle outputs.
+std::string encode_array(const Array& array, const DimNames& dims, const std::string& extension);
+
+}  // namespace attnlens

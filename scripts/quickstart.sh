@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# attnlens quick start for Debian 12: installs what is missing (apt-get, needs root), builds in Release, then
+#   demo  runs the main job on the bundled example and says where its outputs are
+#   test  runs every test: the Release build's suite, then core/ and io/ again under AddressSanitizer + UBSan
+#   bench runs the benchmarks (ratios against baselines measured in the same run)
+set -euo pipefail
+
+job=${1:-demo}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Build tools and libraries, plus what the tests use to cross-check (numpy, networkx).
+packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
+          python3 python3-numpy python3-networkx)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "attnlens: these Debian packages are missing: ${missing[*]}" >&2
+    echo "attnlens: run this script as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "== installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {  # build DIR [cmake options...]
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+}
+
+install_missing
+case "$job" in
+  demo)
+    build "$root/build" -DCMAKE_BUILD_TYPE=Release
+    "$root/build/attnlens" demo -o "$root/out/demo"
+    ;;
+  test)
+    build "$root/build" -DCMAKE_BUILD_TYPE=Release
+    echo "== tests (Release)"
+    ctest --test-dir "$root/build" --output-on-failure -j "$jobs"
+    echo "== core/ and io/ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    build "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNLENS_SANITIZE=ON
+    ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
+    ;;
+  bench)
+    build "$root/build" -DCMAKE_BUILD_TYPE=Release
+    "$root/build/bench_flow"
+    ;;
+  *)
+    echo "usage: $0 demo|test|bench" >&2
+    exit 2
+    ;;
+esac
