@@ -10,7 +10,7 @@
 #include "core/array.hpp"
 
 #ifndef ATTNLENS_VERSION
-#define ATTNLENS_VERSION "0.1.0"  // keep in sync with project(VERSION) in CMakeLists.txt
+#define ATTNLENS_VERSION "unknown"
 #endif
 
 namespace {
@@ -53,22 +53,13 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    if (action) action();
+    return 0;
   } catch (const CLI::Success& e) {  // --help, --help-all, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "attnlens: error: " << one_line(e.what()) << " (run with --help for usage)" << std::endl;
     return 2;
-  } catch (const attnlens::InputError& e) {
-    std::cerr << "attnlens: error: " << one_line(e.what()) << std::endl;
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "attnlens: internal error: " << one_line(e.what()) << std::endl;
-    return 1;
-  }
-
-  try {
-    if (action) action();
-    return 0;
   } catch (const attnlens::InputError& e) {
     std::cerr << "attnlens: error: " << one_line(e.what()) << std::endl;
     return 2;
