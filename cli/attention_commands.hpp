@@ -110,4 +110,9 @@ void add_attention_commands(CLI::App& app, Action& action);
 /// Registers `demo` (cli/demo_command.cpp).
 void add_demo_command(CLI::App& app, Action& action);
 
+/// Registers `predict` and `capture` (cli/model_commands.cpp) and `explain` (cli/explain_command.cpp). Declared here
+/// so that main.cpp needs no LibTorch header.
+void add_model_commands(CLI::App& app, Action& action);
+void add_explain_command(CLI::App& app, Action& action);
+
 }  // namespace attnlens::cli

@@ -29,14 +29,16 @@ std::string one_line(std::string s) {
 int main(int argc, char** argv) {
   CLI::App app{
       "attnlens " ATTNLENS_VERSION
-      " - explain Transformer attention: rollout, attention flow, attention distance and DINO head maps computed "
-      "from saved attention stacks (.npy).",
+      " - explain what a Vision Transformer looked at: rollout, exact attention flow, gradient rollout, Chefer "
+      "relevance, attention distance and DINO head maps, from a model (safetensors) or a saved attention stack (.npy).",
       "attnlens"};
   app.set_version_flag("--version", std::string("attnlens ") + ATTNLENS_VERSION, "Print the version and exit");
   app.require_subcommand(1);
   attnlens::cli::Action action;
   attnlens::cli::add_attention_commands(app, action);
   attnlens::cli::add_demo_command(app, action);
+  attnlens::cli::add_model_commands(app, action);
+  attnlens::cli::add_explain_command(app, action);
 
   // Set last: CLI11 copies a parent's footer into subcommands created after it.
   app.footer(
@@ -48,7 +50,10 @@ int main(int argc, char** argv) {
       "  flow-metzger  input-to-output flow after Metzger et al. 2022 (spec 3.2)\n"
       "  distance      mean attention distance per layer/head (Dosovitskiy et al.; spec 6)\n"
       "  heads         DINO per-head attention maps and threshold masks (spec 7)\n"
-      "Example: attnlens attention rollout attention.npy --query-row 0 --patches-only -o cls.npy\n"
+      "Model commands: predict (classify), explain (overlays, maps, CSV, JSON, HTML for every method), capture\n"
+      "  (save a model's attention stack for the attention methods).\n"
+      "Examples: attnlens explain photo.jpg --model deit/ --method rollout,chefer -o out/\n"
+      "          attnlens attention rollout attention.npy --query-row 0 --patches-only -o cls.npy\n"
       "Exit codes: 0 ok, 2 bad input or options (nothing written), 1 internal error.");
 
   try {

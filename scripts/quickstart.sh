@@ -9,9 +9,11 @@ job=${1:-demo}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# Build tools and libraries, plus what the tests use to cross-check (numpy, networkx).
+# Build tools and libraries, plus what the tests use to cross-check (numpy, networkx, PyTorch/torchvision).
+# OpenBLAS: Debian's LibTorch calls the system BLAS, and the default reference BLAS is many times slower.
 packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
-          python3 python3-numpy python3-networkx)
+          libtorch-dev libopencv-dev libopenblas0-openmp
+          python3 python3-numpy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist)
 
 install_missing() {
   local missing=()
@@ -40,7 +42,12 @@ install_missing
 case "$job" in
   demo)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
-    "$root/build/attnlens" demo -o "$root/out/demo"
+    # The bundled Fashion-MNIST ViT: every method on its 16 sample canvases, one HTML page to look at.
+    "$root/build/attnlens" explain "$root/data/models/fmnist-vit/samples" --model "$root/data/models/fmnist-vit" \
+      --method all --threshold 0.6 -o "$root/out/demo/explain"
+    # The attention-graph methods on a saved attention stack (no model needed).
+    "$root/build/attnlens" demo -o "$root/out/demo/attention"
+    echo "== open $root/out/demo/explain/index.html"
     ;;
   test)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release

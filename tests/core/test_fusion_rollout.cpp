@@ -12,21 +12,13 @@
 
 #include "core/fusion.hpp"
 #include "core/rollout.hpp"
+#include "tests/support/arrays.hpp"
 
 namespace attnlens {
 namespace {
 
-Array make(std::vector<std::int64_t> shape, std::vector<double> data) {
-  Array a(std::move(shape));
-  EXPECT_EQ(a.data.size(), data.size());
-  a.data = std::move(data);
-  return a;
-}
-
-void expect_near(const std::vector<double>& got, const std::vector<double>& want, double tol) {
-  ASSERT_EQ(got.size(), want.size());
-  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "element " << i;
-}
+using testing::expect_near;
+using testing::make;
 
 // Matrix l (row-major N x N) of a [K,N,N] result.
 std::vector<double> slice(const Array& a, int l) {

@@ -1,0 +1,226 @@
+// `attnlens explain`: explanations of a model's decisions on images, as overlays, arrays, CSV, JSON and one HTML page.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/model_inputs.hpp"
+#include "core/heads.hpp"
+#include "explain/method.hpp"
+#include "io/array_writer.hpp"
+#include "io/atomic_file.hpp"
+#include "viz/html.hpp"
+#include "viz/overlay.hpp"
+
+namespace attnlens::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ExplainState {
+  std::vector<std::string> inputs;
+  ModelOptions model;
+  std::vector<std::string> methods{"rollout"};
+  int category = -1;
+  MethodSettings settings;
+  std::string fusion = "mean", mode = "abnar", residual = "half";
+  double threshold = 0.0;
+  std::string output;
+  bool quiet = false;
+};
+
+Array slice_image(const torch::Tensor& batch_stack, int64_t b) {  // [L,B,H,N,N] -> [L,H,N,N] of image b
+  const auto t = batch_stack.select(1, b).to(torch::kCPU, torch::kFloat64).contiguous();
+  Array a(t.sizes().vec());
+  std::copy(t.data_ptr<double>(), t.data_ptr<double>() + t.numel(), a.data.begin());
+  return a;
+}
+
+// Display scaling: vit-explain divides by the maximum; Chefer min-max normalises (spec 1.4, 4.1).
+Array display_mask(const Array& map, bool minmax) {
+  Array m = map;
+  double lo = m.data[0], hi = m.data[0];
+  for (double v : m.data) lo = std::min(lo, v), hi = std::max(hi, v);
+  for (double& v : m.data) v = minmax ? (hi > lo ? (v - lo) / (hi - lo) : 0.0) : (hi > 0 ? v / hi : 0.0);
+  return m;
+}
+
+Array head_mean(const Array& maps) {  // [H,gh,gw] -> [gh,gw]
+  const int64_t h = maps.shape[0], g = maps.size() / h;
+  Array out({maps.shape[1], maps.shape[2]});
+  for (int64_t k = 0; k < h; ++k)
+    for (int64_t i = 0; i < g; ++i) out.data[i] += maps.data[k * g + i] / static_cast<double>(h);
+  return out;
+}
+
+std::string stem_of(const std::string& path, size_t index) {
+  std::ostringstream s;
+  s << std::setw(3) << std::setfill('0') << index << "_" << fs::path(path).stem().string();
+  return s.str();
+}
+
+void run_explain(ExplainState& st) {
+  // Everything that can be checked before the model runs is checked first, so bad options write nothing.
+  if (st.output.empty()) throw InputError("-o DIR is required");
+  MethodSettings& s = st.settings;
+  s.fusion = st.fusion == "max" ? HeadFusion::Max : st.fusion == "min" ? HeadFusion::Min : HeadFusion::Mean;
+  s.rollout_mode = st.mode == "vit-explain-reference" ? RolloutMode::VitExplainReference
+                   : st.mode == "chefer"                ? RolloutMode::Chefer
+                                                        : RolloutMode::Abnar;
+  s.residual = st.residual == "none" ? Residual::None : Residual::Half;
+  if (st.methods.size() == 1 && st.methods[0] == "all") st.methods = method_names();
+  std::vector<std::unique_ptr<ExplanationMethod>> methods;
+  bool gradients = false;
+  for (const auto& name : st.methods) {
+    methods.push_back(make_method(name, s));
+    gradients |= methods.back()->needs_gradients();
+  }
+  if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1]");
+
+  const VisionTransformer model = load_model(st.model);
+  const VitConfig& c = model.config();
+  const TokenLayout layout = TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w());
+  if (s.query_row < 0 || s.query_row >= c.tokens()) throw InputError("--query-row is out of range for this model");
+  if (st.category >= c.num_classes) {
+    throw InputError("--category " + std::to_string(st.category) + " is out of range: the model has " +
+                     std::to_string(c.num_classes) + " classes");
+  }
+  if (gradients && c.num_classes == 0) throw InputError("gradient methods need a classifier head; this is a backbone");
+  const Preprocess pre = resolve_preprocess(st.model, c);
+  const auto paths = expand_image_paths(st.inputs);
+  std::vector<ModelImage> images;
+  for (const auto& p : paths) images.push_back(load_model_image(p, pre, c));
+
+  const fs::path out = st.output;
+  std::ostringstream csv;
+  csv << "image,method,class,label";
+  for (int i = 0; i < layout.patches(); ++i) csv << ",p" << i;
+  csv << "\n";
+  nlohmann::json summary{{"model", st.model.model}, {"methods", st.methods}, {"images", nlohmann::json::array()}};
+  HtmlReport page("attnlens explain");
+  page.paragraph("Model: " + (st.model.model.empty() ? std::string("bundled fmnist-vit") : st.model.model) +
+                 ". Methods: " + [&] {
+                   std::string m;
+                   for (const auto& n : st.methods) m += (m.empty() ? "" : ", ") + n;
+                   return m;
+                 }());
+  std::vector<std::pair<std::string, std::string>> files;  // (path, content), written only when all succeeded
+  ProgressBar bar("explain", "images", !st.quiet);
+  double capture_seconds = 0.0;
+  std::map<std::string, double> method_seconds;
+  for (size_t begin = 0; begin < images.size(); begin += st.model.batch) {
+    const size_t end = std::min(images.size(), begin + static_cast<size_t>(st.model.batch));
+    const auto t0 = std::chrono::steady_clock::now();
+    // One forward and, when a method needs gradients, one backward for every method of the batch.
+    std::vector<std::int64_t> targets(end - begin, st.category);  // -1: the predicted class
+    const VitCapture cap = model.capture(stack_batch(images, begin, end), gradients ? targets : std::vector<std::int64_t>{});
+    const torch::Tensor attention = torch::stack(cap.attention);
+    const torch::Tensor attention_grad = gradients ? torch::stack(cap.attention_grad) : torch::Tensor();
+    const torch::Tensor scores_grad = gradients ? torch::stack(cap.scores_grad) : torch::Tensor();
+    capture_seconds += seconds_since(t0);
+    for (size_t i = begin; i < end; ++i) {
+      const int64_t b = static_cast<int64_t>(i - begin);
+      const int64_t predicted = c.num_classes > 0 ? cap.logits[b].argmax().item<int64_t>() : -1;
+      const int64_t target = st.category >= 0 ? st.category : predicted;
+      AttentionRecord record;
+      record.attention = slice_image(attention, b);
+      if (gradients) {
+        record.attention_grad = slice_image(attention_grad, b);
+        record.scores_grad = slice_image(scores_grad, b);
+      }
+      record.layout = layout;
+      const std::string stem = stem_of(images[i].path, i);
+      nlohmann::json entry{{"image", images[i].path}, {"predicted", predicted}, {"target", target},
+                           {"label", label_of(c, target)}, {"outputs", nlohmann::json::object()}};
+      std::vector<HtmlFigure> figures;
+      // Small inputs (the bundled 56x56 canvases) are shown larger; the PNG files keep the model's resolution.
+      const int display_width = images[i].rgb.empty() || images[i].rgb.cols >= 160 ? 0 : 160;
+      if (!images[i].rgb.empty())
+        figures.push_back({png_data_uri(images[i].rgb), "input: " + label_of(c, predicted), display_width});
+      for (const auto& m : methods) {
+        const auto tm = std::chrono::steady_clock::now();
+        const Array map = m->explain(record);
+        method_seconds[m->name()] += seconds_since(tm);
+        const Array mask = map.rank() == 3 ? head_mean(map) : map;
+        const std::string base = stem + "_" + m->name();
+        files.emplace_back((out / (base + ".npy")).string(), encode_array(map, map.rank() == 3 ? DimNames{"head", "row", "col"} : DimNames{"row", "col"}, ".npy"));
+        entry["outputs"][m->name()] = base + ".npy";
+        csv << "\"" << images[i].path << "\"," << m->name() << "," << target << ",\"" << label_of(c, target) << "\"";
+        for (double v : mask.data) csv << "," << fmt_number(v);
+        csv << "\n";
+        if (images[i].rgb.empty()) continue;  // a preprocessed tensor has no picture to draw on
+        const bool chefer_display = m->name() == "chefer";
+        cv::Mat picture = chefer_display ? overlay_chefer(images[i].rgb, display_mask(mask, true))
+                                         : overlay_vit_explain(images[i].rgb, display_mask(mask, false));
+        files.emplace_back((out / (base + ".png")).string(), encode_png(picture));
+        figures.push_back({png_data_uri(picture), m->name(), display_width});
+        if (map.rank() == 3) {  // per-head grid, with DINO's mass-threshold masks when asked
+          const Array masks = st.threshold > 0 ? threshold_masks(map, st.threshold) : Array();
+          const cv::Mat grid = head_grid(map, {}, masks);
+          files.emplace_back((out / (base + "_grid.png")).string(), encode_png(grid));
+          figures.push_back({png_data_uri(grid), "heads, layer " + std::to_string(s.layer), 0});
+        }
+      }
+      summary["images"].push_back(entry);
+      page.section(fs::path(images[i].path).filename().string() + ": predicted " + label_of(c, predicted));
+      if (!figures.empty()) page.images(figures);
+      bar.update(static_cast<long long>(i + 1), static_cast<long long>(images.size()));
+    }
+  }
+  bar.finish();
+  summary["seconds"] = {{"forward_backward", capture_seconds}};
+  for (const auto& [name, secs] : method_seconds) summary["seconds"][name] = secs;
+  files.emplace_back((out / "heatmaps.csv").string(), csv.str());
+  files.emplace_back((out / "summary.json").string(), summary.dump(2));
+  files.emplace_back((out / "index.html").string(), page.html());
+  for (const auto& [path, content] : files) write_file_atomic(path, content);
+  if (!st.quiet) {
+    std::cout << "explained " << images.size() << " image(s) with " << methods.size() << " method(s) in "
+              << fmt_number(capture_seconds) << " s of model time";
+    for (const auto& [name, secs] : method_seconds) std::cout << ", " << name << " " << fmt_number(secs) << " s";
+    std::cout << "\noutputs written to " << out.string() << " (open index.html)" << std::endl;
+  }
+}
+
+}  // namespace
+
+void add_explain_command(CLI::App& app, Action& action) {
+  auto st = std::make_shared<ExplainState>();
+  CLI::App* sub = app.add_subcommand(
+      "explain",
+      "Explain a ViT/DeiT model's decision on images: per image and method an overlay PNG, the patch map (.npy), one "
+      "CSV row (heatmaps.csv), summary.json and one HTML page (index.html) with every overlay side by side");
+  sub->add_option("images", st->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy")->required();
+  add_model_options(sub, st->model);
+  sub->add_option("--method", st->methods,
+                  "Methods, comma-separated, or all: raw, rollout, grad-rollout, flow, flow-metzger, chefer, heads "
+                  "(default rollout). All methods share one forward (and one backward)")
+      ->delimiter(',');
+  sub->add_option("--category", st->category, "Class to explain (default: the predicted class)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--query-row", st->settings.query_row, "Explained token (default 0 = CLS; 1 = distillation token)");
+  sub->add_option("--fusion", st->fusion, "Head fusion for raw/rollout: mean (default), max, min")
+      ->check(CLI::IsMember({"mean", "max", "min"}));
+  sub->add_option("--discard-ratio", st->settings.discard_ratio, "Rollout discard ratio in [0,1) (default 0)");
+  sub->add_option("--grad-discard-ratio", st->settings.grad_discard_ratio,
+                  "grad-rollout discard ratio in [0,1) (default 0.9, vit-explain's)");
+  sub->add_option("--mode", st->mode, "Rollout mode: abnar (default), vit-explain-reference, chefer (spec 1)")
+      ->check(CLI::IsMember({"abnar", "vit-explain-reference", "chefer"}));
+  sub->add_flag("--reference", st->settings.reference,
+                "grad-rollout as vit-explain computes it: reversed layer pairing, score gradients, column quirk "
+                "(spec 2); default: the fixed form");
+  sub->add_option("--residual", st->residual, "Residual for rollout/flow: half (default) or none")
+      ->check(CLI::IsMember({"half", "none"}));
+  sub->add_option("--start-layer", st->settings.start_layer, "First layer for rollout and chefer (default 0)");
+  sub->add_option("--layer", st->settings.layer, "Layer for raw and heads (default -1 = last)");
+  sub->add_option("--threshold", st->threshold, "heads: also draw DINO mass-threshold masks at this share, e.g. 0.6");
+  sub->add_option("-o,--output", st->output, "Output folder")->required();
+  sub->add_flag("-q,--quiet", st->quiet, "No progress bar or summary lines");
+  sub->callback([st, &action] { action = [st] { run_explain(*st); }; });
+}
+
+}  // namespace attnlens::cli

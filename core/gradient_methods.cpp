@@ -1,0 +1,137 @@
+#include "core/gradient_methods.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/rollout.hpp"
+
+namespace attnlens {
+namespace {
+
+std::string shape_of(const AttentionView& v) {
+  return "[" + std::to_string(v.layers) + "," + std::to_string(v.heads) + "," + std::to_string(v.tokens) + "," +
+         std::to_string(v.tokens) + "]";
+}
+
+void check_finite(const AttentionView& v, const char* what) {
+  const std::size_t nn = static_cast<std::size_t>(v.tokens) * v.tokens;
+  for (int l = 0; l < v.layers; ++l)
+    for (int h = 0; h < v.heads; ++h) {
+      const double* m = v.matrix(l, h);
+      for (std::size_t e = 0; e < nn; ++e)
+        if (!std::isfinite(m[e]))
+          throw InputError(std::string(what) + " holds " + (std::isnan(m[e]) ? "NaN" : "Inf") + " at layer " +
+                           std::to_string(l) + ", head " + std::to_string(h) + ", row " +
+                           std::to_string(e / v.tokens) + ", column " + std::to_string(e % v.tokens));
+    }
+}
+
+// Shapes first (cheap, clearest message), then values.
+void check_pair(const AttentionView& attention, const AttentionView& gradient, const char* method) {
+  if (attention.layers < 1 || attention.heads < 1 || attention.tokens < 1 || attention.data == nullptr)
+    throw InputError(std::string(method) + " needs at least one layer, head and token, got attention " +
+                     shape_of(attention));
+  if (gradient.layers != attention.layers || gradient.heads != attention.heads ||
+      gradient.tokens != attention.tokens || gradient.data == nullptr)
+    throw InputError(std::string(method) + ": gradient shape " + shape_of(gradient) +
+                     " must match attention shape " + shape_of(attention) + " ([L,H,N,N])");
+  check_finite(attention, "attention");
+  check_finite(gradient, "gradient");
+}
+
+// out = a * b for n x n row-major matrices (i-k-j order; zero entries of a, common after discarding, are skipped).
+void multiply(const double* a, const double* b, double* out, int n) {
+  const std::size_t N = static_cast<std::size_t>(n);
+  std::fill(out, out + N * N, 0.0);
+  for (std::size_t i = 0; i < N; ++i) {
+    double* o = out + i * N;
+    for (std::size_t k = 0; k < N; ++k) {
+      const double aik = a[i * N + k];
+      if (aik == 0.0) continue;
+      const double* bk = b + k * N;
+      for (std::size_t j = 0; j < N; ++j) o[j] += aik * bk[j];
+    }
+  }
+}
+
+// f = mean_h(a_h ⊙ g_h) with the products summed in head order, then divided by H (torch's mean).
+void head_mean_product(const AttentionView& attention, int layer, const AttentionView& gradient, int grad_layer,
+                       bool clamp_each_head, double* f) {
+  const std::size_t nn = static_cast<std::size_t>(attention.tokens) * attention.tokens;
+  std::fill(f, f + nn, 0.0);
+  for (int h = 0; h < attention.heads; ++h) {
+    const double* a = attention.matrix(layer, h);
+    const double* g = gradient.matrix(grad_layer, h);
+    if (clamp_each_head)
+      for (std::size_t e = 0; e < nn; ++e) f[e] += std::max(0.0, g[e] * a[e]);
+    else
+      for (std::size_t e = 0; e < nn; ++e) f[e] += a[e] * g[e];
+  }
+  for (std::size_t e = 0; e < nn; ++e) f[e] /= attention.heads;
+}
+
+}  // namespace
+
+Array grad_rollout(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& o) {
+  check_pair(attention, gradient, "gradient rollout");
+  const int L = attention.layers, N = attention.tokens;
+  if (!(o.discard_ratio >= 0.0 && o.discard_ratio < 1.0))
+    throw InputError("discard ratio must be in [0, 1), got " + std::to_string(o.discard_ratio));
+  if (o.prefix_tokens < 0 || o.prefix_tokens >= N)
+    throw InputError("prefix tokens must be in [0, " + std::to_string(N) + "), got " +
+                     std::to_string(o.prefix_tokens));
+  if (o.mode != GradRolloutMode::Fixed && o.mode != GradRolloutMode::VitExplainReference)
+    throw InputError("unknown gradient rollout mode");
+  const bool reference = o.mode == GradRolloutMode::VitExplainReference;
+  const std::size_t n = static_cast<std::size_t>(N), nn = n * n;
+  const int p = o.prefix_tokens;
+
+  Array r({N, N});
+  for (std::size_t i = 0; i < n; ++i) r.data[i * n + i] = 1.0;
+  std::vector<double> f(nn), next(nn), sums(n);
+  for (int l = 0; l < L; ++l) {
+    head_mean_product(attention, l, gradient, reference ? L - 1 - l : l, /*clamp_each_head=*/false, f.data());
+    for (double& x : f)
+      if (x < 0.0) x = 0.0;
+    // Both modes choose among all N*N entries (so the ratio keeps meaning "share of all entries"); Fixed never
+    // zeroes the prefix rows/columns, the reference zeroes whatever was chosen (flat index 0 included).
+    for (const std::int64_t e : smallest_entries(f.data(), N, o.discard_ratio))
+      if (reference || (e / N >= p && e % N >= p)) f[static_cast<std::size_t>(e)] = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      f[i * n + i] += 1.0;
+      for (std::size_t j = 0; j < n; ++j) f[i * n + j] /= 2.0;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      double s = 0.0;
+      for (std::size_t k = 0; k < n; ++k) s += f[i * n + k];
+      sums[i] = s;  // >= 1/2: F >= 0 after the clamp and the diagonal holds (F_ii + 1)/2
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j) f[i * n + j] /= reference ? sums[j] : sums[i];
+    multiply(f.data(), r.data.data(), next.data(), N);
+    std::copy(next.begin(), next.end(), r.data.begin());
+  }
+  return r;
+}
+
+Array chefer_relevance(const AttentionView& attention, const AttentionView& gradient, int start_layer) {
+  check_pair(attention, gradient, "Chefer relevance");
+  const int L = attention.layers, N = attention.tokens;
+  if (start_layer < 0 || start_layer >= L)
+    throw InputError("start layer must be in [0, " + std::to_string(L) + "), got " + std::to_string(start_layer));
+  const std::size_t n = static_cast<std::size_t>(N), nn = n * n;
+
+  Array r({N, N});
+  for (std::size_t i = 0; i < n; ++i) r.data[i * n + i] = 1.0;
+  std::vector<double> abar(nn), update(nn);
+  for (int b = start_layer; b < L; ++b) {
+    head_mean_product(attention, b, gradient, b, /*clamp_each_head=*/true, abar.data());
+    multiply(abar.data(), r.data.data(), update.data(), N);  // R += Ā·R, the product taken before adding
+    for (std::size_t e = 0; e < nn; ++e) r.data[e] += update[e];
+  }
+  return r;
+}
+
+}  // namespace attnlens

@@ -1,0 +1,43 @@
+#include "explain/method.hpp"
+
+#include <map>
+
+namespace attnlens {
+
+const std::vector<std::string>& method_names() {
+  static const std::vector<std::string> names = {"raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer",
+                                                 "heads"};
+  return names;
+}
+
+std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const MethodSettings& s) {
+  using Factory = std::unique_ptr<ExplanationMethod> (*)(const MethodSettings&);
+  static const std::map<std::string, Factory> factories = {
+      {"raw", make_raw},   {"rollout", make_rollout},           {"grad-rollout", make_grad_rollout},
+      {"flow", make_flow}, {"flow-metzger", make_flow_metzger}, {"chefer", make_chefer},
+      {"heads", make_heads}};
+  const auto it = factories.find(name);
+  if (it == factories.end()) {
+    std::string known;
+    for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
+    throw InputError("unknown method '" + name + "' (known: " + known + ")");
+  }
+  return it->second(s);
+}
+
+Array patch_map(const Array& matrix, int row, const TokenLayout& layout) {
+  const std::int64_t n = matrix.shape.back();
+  Array out({layout.grid_h, layout.grid_w});
+  const double* r = matrix.data.data() + static_cast<size_t>(row) * n + layout.prefix;
+  std::copy(r, r + layout.patches(), out.data.begin());
+  return out;
+}
+
+Array patch_map_of_vector(const Array& vector, const TokenLayout& layout) {
+  Array out({layout.grid_h, layout.grid_w});
+  std::copy(vector.data.begin() + layout.prefix, vector.data.begin() + layout.prefix + layout.patches(),
+            out.data.begin());
+  return out;
+}
+
+}  // namespace attnlens

@@ -1,0 +1,63 @@
+// One interface for every explanation method, like captum's attributions: a method turns what a model recorded for
+// one image (attention, and gradients when it needs them) into relevance over the patch grid.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/array.hpp"
+#include "core/fusion.hpp"
+#include "core/rollout.hpp"
+
+namespace attnlens {
+
+/// What one forward (and backward) pass recorded for one image, as plain arrays.
+struct AttentionRecord {
+  Array attention;       ///< [L,H,N,N] post-softmax
+  Array attention_grad;  ///< [L,H,N,N] d(target logit)/dA; empty unless a method needs gradients
+  Array scores_grad;     ///< [L,H,N,N] d(target logit)/d(scaled pre-softmax scores); same
+  TokenLayout layout;
+};
+
+/// Settings shared by the methods; each reads the ones it has.
+struct MethodSettings {
+  int query_row = 0;             ///< explained token (0 = CLS; 1 = distillation token of distilled DeiT)
+  HeadFusion fusion = HeadFusion::Mean;
+  double discard_ratio = 0.0;    ///< rollout; grad-rollout uses grad_discard_ratio
+  double grad_discard_ratio = 0.9;
+  RolloutMode rollout_mode = RolloutMode::Abnar;
+  bool reference = false;        ///< grad-rollout: vit-explain's quirks (reversed layers, score gradients, ...)
+  Residual residual = Residual::Half;
+  int start_layer = 0;           ///< rollout and chefer
+  int layer = -1;                ///< raw and heads: layer (negative from the end)
+};
+
+class ExplanationMethod {
+ public:
+  virtual ~ExplanationMethod() = default;
+  virtual std::string name() const = 0;
+  virtual bool needs_gradients() const { return false; }
+  /// Relevance of each patch, [grid_h, grid_w] ([H, grid_h, grid_w] for per-head methods), not rescaled.
+  virtual Array explain(const AttentionRecord& record) const = 0;
+};
+
+/// raw, rollout, grad-rollout, flow, flow-metzger, chefer, heads. Throws InputError for an unknown name.
+std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const MethodSettings& settings);
+const std::vector<std::string>& method_names();
+
+// The factories behind make_method, one per file in explain/.
+std::unique_ptr<ExplanationMethod> make_raw(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_rollout(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_grad_rollout(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_flow(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_flow_metzger(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_chefer(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_heads(const MethodSettings&);
+
+/// The patch part of row `row` of an [N,N] matrix, laid out as [grid_h, grid_w].
+Array patch_map(const Array& matrix, int row, const TokenLayout& layout);
+/// The same for an [N] vector.
+Array patch_map_of_vector(const Array& vector, const TokenLayout& layout);
+
+}  // namespace attnlens

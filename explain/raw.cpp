@@ -1,0 +1,31 @@
+// Raw attention: one layer's heads fused, the explained token's row over the patches.
+#include "explain/method.hpp"
+
+namespace attnlens {
+
+namespace {
+
+class RawAttention : public ExplanationMethod {
+ public:
+  explicit RawAttention(const MethodSettings& s) : s_(s) {}
+  std::string name() const override { return "raw"; }
+  Array explain(const AttentionRecord& r) const override {
+    const AttentionView view = AttentionView::of(r.attention);
+    const int layer = s_.layer < 0 ? view.layers + s_.layer : s_.layer;
+    if (layer < 0 || layer >= view.layers) throw InputError("--layer is out of range for this model");
+    AttentionView one = view;
+    one.data = view.matrix(layer, 0);
+    one.layers = 1;
+    const Array fused = fuse_heads(one, s_.fusion);
+    return patch_map(fused, s_.query_row, r.layout);
+  }
+
+ private:
+  MethodSettings s_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExplanationMethod> make_raw(const MethodSettings& s) { return std::make_unique<RawAttention>(s); }
+
+}  // namespace attnlens

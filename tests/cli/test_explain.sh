@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# End-to-end checks of `attnlens explain` and `attnlens capture` on the bundled model:
+# - every method writes its map, overlay, CSV row, summary and the HTML page;
+# - rollout, flow, flow-metzger and raw from `explain` equal the `attention` subcommands run on the attention that
+#   `capture` saved for the same image (one model pass, two routes to the same numbers);
+# - predicted classes and logits agree with the reference logits the training tool stored for the samples.
+# Env: ATTNLENS (binary), ATTNLENS_SOURCE (repository root). Prints "N passed, M failed".
+set -uo pipefail
+bin=${ATTNLENS:?set ATTNLENS to the attnlens binary}
+root=${ATTNLENS_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
+model=$root/data/models/fmnist-vit
+py=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+check() {  # check NAME COMMAND...
+  local name=$1
+  shift
+  if "$@" >"$tmp/last.log" 2>&1; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    sed 's/^/     /' "$tmp/last.log" | tail -20
+  fi
+}
+
+samples=("$model"/samples/00_*.png "$model"/samples/01_*.png "$model"/samples/02_*.png)
+check "explain all methods" "$bin" explain "${samples[@]}" --model "$model" --method all --threshold 0.6 -q -o "$tmp/out"
+check "outputs exist" bash -c "for m in raw rollout grad-rollout flow flow-metzger chefer heads; do
+  for i in 000 001 002; do ls $tmp/out/\${i}_*_\$m.npy $tmp/out/\${i}_*_\$m.png >/dev/null || exit 1; done; done
+  ls $tmp/out/000_*_heads_grid.png $tmp/out/index.html $tmp/out/summary.json $tmp/out/heatmaps.csv >/dev/null"
+check "csv has one row per image and method" $py - "$tmp/out/heatmaps.csv" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert len(rows) == 1 + 3 * 7, len(rows)
+assert len(rows[1]) == 4 + 64, len(rows[1])  # image, method, class, label + 8x8 patches
+EOF
+check "html embeds every overlay" $py - "$tmp/out/index.html" <<'EOF'
+import sys
+page = open(sys.argv[1]).read()
+assert page.count("data:image/png;base64,") == 3 * (1 + 7 + 1), page.count("data:image/png;base64,")
+assert "http://" not in page and "https://" not in page
+EOF
+
+# The same image through capture + the attention subcommands.
+first=${samples[0]}
+check "capture" "$bin" capture "$first" --model "$model" -o "$tmp/att.npy" --logits-output "$tmp/logits.npy" -q
+check "attention rollout" "$bin" attention rollout "$tmp/att.npy" --query-row 0 --patches-only -q -o "$tmp/rollout.npy"
+check "attention flow" "$bin" attention flow "$tmp/att.npy" --patches-only -q -o "$tmp/flow.npy"
+check "attention flow-metzger" "$bin" attention flow-metzger "$tmp/att.npy" --patches-only -q -o "$tmp/metzger.npy"
+check "attention raw" "$bin" attention raw "$tmp/att.npy" --query-row 0 --patches-only -q -o "$tmp/raw.npy"
+check "explain equals attention subcommands" $py - "$tmp" <<'EOF'
+import glob, sys
+import numpy as np
+tmp = sys.argv[1]
+for method, name in [("rollout", "rollout"), ("flow", "flow"), ("flow-metzger", "metzger"), ("raw", "raw")]:
+    a = np.load(glob.glob(f"{tmp}/out/000_*_{method}.npy")[0]).ravel()
+    b = np.load(f"{tmp}/{name}.npy").ravel()
+    err = np.abs(a - b).max()
+    # explain runs the model on a batch of 3, capture on 1: float32 kernels may round differently
+    assert err < 1e-5, (method, err)
+    print(method, "max diff", err)
+EOF
+check "logits match the training tool's reference" $py - "$tmp/logits.npy" "$model/samples/samples.json" <<'EOF'
+import json, sys
+import numpy as np
+logits = np.load(sys.argv[1])
+ref = np.array(json.load(open(sys.argv[2]))[0]["reference_logits"])
+err = np.abs(logits - ref).max()
+assert err < 1e-4, err
+print("max |logit diff| vs PyTorch", err)
+EOF
+check "predict json" bash -c "'$bin' predict '${samples[1]}' --model '$model' --json -k 2 > '$tmp/p.json'"
+check "predicted class matches reference argmax" $py - "$tmp/p.json" "$model/samples/samples.json" <<'EOF'
+import json, sys
+import numpy as np
+pred = json.load(open(sys.argv[1]))[0]["top"][0]["class"]
+ref = json.load(open(sys.argv[2]))[1]["reference_logits"]
+assert pred == int(np.argmax(ref)), (pred, ref)
+EOF
+check "category out of range exits 2 and writes nothing" bash -c "
+  '$bin' explain '$first' --model '$model' --method chefer --category 10 -o '$tmp/bad' 2>'$tmp/err'; rc=\$?
+  [ \$rc -eq 2 ] && grep -q 'attnlens: error:' '$tmp/err' && [ ! -e '$tmp/bad' ]"
+check "unknown method exits 2" bash -c "'$bin' explain '$first' --model '$model' --method saliency -o '$tmp/bad2' 2>/dev/null; [ \$? -eq 2 ] && [ ! -e '$tmp/bad2' ]"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
