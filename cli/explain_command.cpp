@@ -33,13 +33,6 @@ struct ExplainState {
   bool quiet = false;
 };
 
-Array slice_image(const torch::Tensor& batch_stack, int64_t b) {  // [L,B,H,N,N] -> [L,H,N,N] of image b
-  const auto t = batch_stack.select(1, b).to(torch::kCPU, torch::kFloat64).contiguous();
-  Array a(t.sizes().vec());
-  std::copy(t.data_ptr<double>(), t.data_ptr<double>() + t.numel(), a.data.begin());
-  return a;
-}
-
 // Display scaling: vit-explain divides by the maximum; Chefer min-max normalises (spec 1.4, 4.1).
 Array display_mask(const Array& map, bool minmax) {
   Array m = map;
@@ -79,7 +72,7 @@ void run_explain(ExplainState& st) {
     methods.push_back(make_method(name, s));
     gradients |= methods.back()->needs_gradients();
   }
-  if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1]");
+  if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1] (0 = no masks)");
 
   const VisionTransformer model = load_model(st.model);
   const VitConfig& c = model.config();
@@ -127,10 +120,10 @@ void run_explain(ExplainState& st) {
       const int64_t predicted = c.num_classes > 0 ? cap.logits[b].argmax().item<int64_t>() : -1;
       const int64_t target = st.category >= 0 ? st.category : predicted;
       AttentionRecord record;
-      record.attention = slice_image(attention, b);
+      record.attention = to_array(attention.select(1, b));  // [L,B,H,N,N] -> [L,H,N,N] of image b
       if (gradients) {
-        record.attention_grad = slice_image(attention_grad, b);
-        record.scores_grad = slice_image(scores_grad, b);
+        record.attention_grad = to_array(attention_grad.select(1, b));
+        record.scores_grad = to_array(scores_grad.select(1, b));
       }
       record.layout = layout;
       const std::string stem = stem_of(images[i].path, i);
@@ -153,16 +146,23 @@ void run_explain(ExplainState& st) {
         for (double v : mask.data) csv << "," << fmt_number(v);
         csv << "\n";
         if (images[i].rgb.empty()) continue;  // a preprocessed tensor has no picture to draw on
-        const bool chefer_display = m->name() == "chefer";
-        cv::Mat picture = chefer_display ? overlay_chefer(images[i].rgb, display_mask(mask, true))
-                                         : overlay_vit_explain(images[i].rgb, display_mask(mask, false));
+        // vit-explain's pipeline (/max) for the attention and rollout maps it defined; Chefer's (min-max) for his
+        // relevance, and min-max for flow too: flow values are often within a few percent of each other, so /max
+        // would paint the whole image one colour.
+        const std::string& name = m->name();
+        const bool minmax = name == "chefer" || name == "flow" || name == "flow-metzger";
+        cv::Mat picture = name == "chefer" ? overlay_chefer(images[i].rgb, display_mask(mask, true))
+                                           : overlay_vit_explain(images[i].rgb, display_mask(mask, minmax));
         files.emplace_back((out / (base + ".png")).string(), encode_png(picture));
         figures.push_back({png_data_uri(picture), m->name(), display_width});
         if (map.rank() == 3) {  // per-head grid, with DINO's mass-threshold masks when asked
           const Array masks = st.threshold > 0 ? threshold_masks(map, st.threshold) : Array();
           const cv::Mat grid = head_grid(map, {}, masks);
           files.emplace_back((out / (base + "_grid.png")).string(), encode_png(grid));
-          figures.push_back({png_data_uri(grid), "heads, layer " + std::to_string(s.layer), 0});
+          const std::string layer_name = s.layer < 0 ? (s.layer == -1 ? std::string("last layer")
+                                                                        : "layer " + std::to_string(c.depth + s.layer))
+                                                     : "layer " + std::to_string(s.layer);
+          figures.push_back({png_data_uri(grid), "heads, " + layer_name, 0});
         }
       }
       summary["images"].push_back(entry);
@@ -221,6 +221,23 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("-o,--output", st->output, "Output folder")->required();
   sub->add_flag("-q,--quiet", st->quiet, "No progress bar or summary lines");
   sub->callback([st, &action] { action = [st] { run_explain(*st); }; });
+
+  // `heads`: explain with the per-head method only, DINO's masks on by default.
+  auto hs = std::make_shared<ExplainState>();
+  hs->methods = {"heads"};
+  hs->threshold = 0.6;
+  CLI::App* heads = app.add_subcommand(
+      "heads",
+      "Per-head attention maps of the explained token at one layer (default: the last) as a PNG grid with DINO's "
+      "mass-threshold masks (spec 7), plus the maps [H,gh,gw] (.npy) and an HTML page; = explain --method heads");
+  heads->add_option("images", hs->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy")->required();
+  add_model_options(heads, hs->model);
+  heads->add_option("--layer", hs->settings.layer, "Layer (default -1 = last)");
+  heads->add_option("--query-row", hs->settings.query_row, "Explained token (default 0 = CLS)");
+  heads->add_option("--threshold", hs->threshold, "Mask share of each head's mass (default 0.6, DINO's video value)");
+  heads->add_option("-o,--output", hs->output, "Output folder")->required();
+  heads->add_flag("-q,--quiet", hs->quiet, "No progress bar or summary lines");
+  heads->callback([hs, &action] { action = [hs] { run_explain(*hs); }; });
 }
 
 }  // namespace attnlens::cli

@@ -4,23 +4,20 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/attention_commands.hpp"
 #include "cli/model_inputs.hpp"
+#include "core/distance.hpp"
 #include "io/array_writer.hpp"
+#include "io/atomic_file.hpp"
+#include "viz/overlay.hpp"
+#include "viz/svg.hpp"
 
 namespace attnlens::cli {
 
 namespace {
-
-/// A [B, ...] float tensor as a double Array.
-Array to_array(const torch::Tensor& t) {
-  const auto c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  Array a(c.sizes().vec());
-  std::copy(c.data_ptr<double>(), c.data_ptr<double>() + c.numel(), a.data.begin());
-  return a;
-}
 
 struct PredictState {
   std::vector<std::string> inputs;
@@ -106,9 +103,146 @@ void run_capture(const CaptureState& st) {
   }
 }
 
+struct DistanceState {
+  std::vector<std::string> inputs;
+  ModelOptions model;
+  bool renormalize = false;
+  std::string output;
+  bool quiet = false;
+};
+
+// Mean attention distance per layer and head, averaged over images (spec 6; the ViT paper's Fig. 7).
+void run_distance(const DistanceState& st) {
+  const VisionTransformer model = load_model(st.model);
+  const VitConfig& c = model.config();
+  const Preprocess pre = resolve_preprocess(st.model, c);
+  const auto paths = expand_image_paths(st.inputs);
+  DistanceOptions options;
+  options.layout = TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w());
+  options.patch_size = c.patch_size;
+  options.renormalize = st.renormalize;
+  Array mean({c.depth, c.num_heads});
+  ProgressBar bar("distance", "images", !st.quiet);
+  for (size_t begin = 0; begin < paths.size(); begin += st.model.batch) {
+    const size_t end = std::min(paths.size(), begin + static_cast<size_t>(st.model.batch));
+    std::vector<ModelImage> images;
+    for (size_t i = begin; i < end; ++i) images.push_back(load_model_image(paths[i], pre, c));
+    const VitCapture cap = model.capture(stack_batch(images, 0, images.size()));
+    const torch::Tensor stack = torch::stack(cap.attention);  // [L, B, H, N, N]
+    for (int64_t b = 0; b < static_cast<int64_t>(images.size()); ++b) {
+      const Array attention = to_array(stack.select(1, b));
+      const Array d = mean_attention_distance(AttentionView::of(attention), options);
+      for (size_t k = 0; k < d.data.size(); ++k) mean.data[k] += d.data[k] / static_cast<double>(paths.size());
+    }
+    bar.update(static_cast<long long>(end), static_cast<long long>(paths.size()));
+  }
+  bar.finish();
+  // Everything computed: now the files, so a failure above leaves none behind.
+  const std::filesystem::path out = st.output;
+  PlotOptions po;
+  po.title = "Mean attention distance (" + std::to_string(paths.size()) + " image" + (paths.size() == 1 ? "" : "s") +
+             ", patch " + std::to_string(c.patch_size) + " px)";
+  po.x_label = "layer";
+  po.y_label = "mean attention distance (pixels)";
+  po.x_integer_ticks = true;
+  po.y_min = 0.0;
+  po.y_max = 1.1 * *std::max_element(mean.data.begin(), mean.data.end());  // headroom above the highest head
+  Plot plot(po);
+  for (int h = 0; h < c.num_heads; ++h) {
+    std::vector<double> x, y;
+    for (int l = 0; l < c.depth; ++l) {
+      x.push_back(l);
+      y.push_back(mean.data[static_cast<size_t>(l) * c.num_heads + h]);
+    }
+    plot.scatter("head " + std::to_string(h), x, y);
+  }
+  write_array((out / "distance.csv").string(), mean, {"layer", "head"});
+  write_array((out / "distance.npy").string(), mean, {"layer", "head"});
+  write_file_atomic((out / "distance.svg").string(), plot.svg());
+  if (!st.quiet) {
+    print_distance_table(mean, c.patch_size);
+    std::cout << "outputs written to " << out.string() << " (distance.csv, distance.npy, distance.svg)" << std::endl;
+  }
+}
+
+struct QueryState {
+  std::string input;
+  ModelOptions model;
+  std::string query_patch;  ///< "r,c" on the patch grid
+  std::string output;
+  bool quiet = false;
+};
+
+// Where one patch looks: its raw attention row over the patch grid, per layer and head.
+void run_query(const QueryState& st) {
+  int row = -1, col = -1;
+  char comma = 0;
+  std::istringstream parse(st.query_patch);
+  if (!(parse >> row >> comma >> col) || comma != ',' || !parse.eof())
+    throw InputError("--query-patch must be ROW,COL on the patch grid, got '" + st.query_patch + "'");
+  const VisionTransformer model = load_model(st.model);
+  const VitConfig& c = model.config();
+  if (row < 0 || row >= c.grid_h() || col < 0 || col >= c.grid_w())
+    throw InputError("--query-patch " + st.query_patch + " is outside the " + std::to_string(c.grid_h()) + "x" +
+                     std::to_string(c.grid_w()) + " patch grid");
+  const ModelImage image = load_model_image(st.input, resolve_preprocess(st.model, c), c);
+  const VitCapture cap = model.capture(image.tensor.unsqueeze(0));
+  const int token = c.prefix_tokens() + row * c.grid_w() + col, patches = c.grid_h() * c.grid_w();
+  Array maps({c.depth, c.num_heads, c.grid_h(), c.grid_w()});
+  std::vector<std::string> titles;
+  for (int l = 0; l < c.depth; ++l) {
+    const Array layer = to_array(cap.attention[l][0]);  // [H, N, N]
+    const std::int64_t n = layer.shape[1];
+    for (int h = 0; h < c.num_heads; ++h) {
+      const double* src = layer.data.data() + (static_cast<size_t>(h) * n + token) * n + c.prefix_tokens();
+      std::copy(src, src + patches, maps.data.begin() + (static_cast<size_t>(l) * c.num_heads + h) * patches);
+      titles.push_back("L" + std::to_string(l) + " h" + std::to_string(h));
+    }
+  }
+  Array flat = maps;  // the grid wants [maps, gh, gw]: rows = layers, columns = heads
+  flat.shape = {static_cast<std::int64_t>(c.depth) * c.num_heads, c.grid_h(), c.grid_w()};
+  HeadGridOptions grid;
+  grid.columns = c.num_heads;
+  grid.cell = 96;
+  const std::string png = encode_png(head_grid(flat, titles, Array(), grid));
+  const std::filesystem::path out = st.output;
+  write_array((out / "query_attention.npy").string(), maps, {"layer", "head", "row", "col"});
+  write_file_atomic((out / "query_attention.png").string(), png);
+  if (!st.quiet)
+    std::cout << "attention of patch (" << row << "," << col << ") = token " << token << ": " << (out / "query_attention.npy").string()
+              << " " << maps.shape_string() << " and query_attention.png (rows = layers, columns = heads)" << std::endl;
+}
+
 }  // namespace
 
 void add_model_commands(CLI::App& app, Action& action) {
+  {
+    auto st = std::make_shared<QueryState>();
+    CLI::App* sub = app.add_subcommand(
+        "query",
+        "Raw attention of one query patch over the image, per layer and head: query_attention.npy [L,H,gh,gw] and "
+        "a PNG grid (rows = layers, columns = heads)");
+    sub->add_option("image", st->input, "Image file or preprocessed [3,H,W] .npy")->required();
+    add_model_options(sub, st->model);
+    sub->add_option("--query-patch", st->query_patch, "ROW,COL of the query patch on the grid, 0-based")->required();
+    sub->add_option("-o,--output", st->output, "Output folder")->required();
+    sub->add_flag("-q,--quiet", st->quiet, "No summary line");
+    sub->callback([st, &action] { action = [st] { run_query(*st); }; });
+  }
+  {
+    auto st = std::make_shared<DistanceState>();
+    CLI::App* sub = app.add_subcommand(
+        "distance",
+        "Mean attention distance per layer and head in input pixels, averaged over images (spec 6; Dosovitskiy et "
+        "al. Fig. 7): distance.csv/.npy [L,H] and distance.svg (layer vs distance, one dot per head)");
+    sub->add_option("images", st->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy")->required();
+    add_model_options(sub, st->model);
+    sub->add_flag("--renormalize", st->renormalize,
+                  "Re-normalise each query's patch attention after dropping the prefix (default: reference)");
+    sub->add_option("-o,--output", st->output, "Output folder")->required();
+    sub->add_flag("-q,--quiet", st->quiet, "No progress bar or table");
+    sub->callback([st, &action] { action = [st] { run_distance(*st); }; });
+  }
   {
     auto st = std::make_shared<PredictState>();
     CLI::App* sub = app.add_subcommand(

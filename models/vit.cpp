@@ -238,6 +238,13 @@ void apply_config(const json& j, VitConfig& c, const std::string& where) {
 
 }  // namespace
 
+Array to_array(const torch::Tensor& tensor) {
+  const auto t = tensor.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  Array a(t.sizes().vec());
+  std::copy(t.data_ptr<double>(), t.data_ptr<double>() + t.numel(), a.data.begin());
+  return a;
+}
+
 VisionTransformer VisionTransformer::load(const std::string& path, const torch::Device& device, int image_size) {
   fs::path weights = path;
   if (fs::is_directory(weights)) weights /= "model.safetensors";

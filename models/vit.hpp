@@ -7,7 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "core/array.hpp"
+
 namespace attnlens {
+
+/// A tensor's values as a double Array of the same shape (copied to the CPU): the hand-over from the model layer
+/// to the LibTorch-free layers.
+Array to_array(const torch::Tensor& tensor);
 
 struct VitConfig {
   int image_height = 224, image_width = 224;  ///< input size the position embeddings are resampled to

@@ -60,6 +60,7 @@ case "$job" in
   bench)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
     "$root/build/bench_flow"
+    /usr/bin/python3 "$root/bench/run_model_bench.py" "$root/build"
     ;;
   *)
     echo "usage: $0 demo|test|bench" >&2

@@ -32,11 +32,13 @@ check "explain all methods" "$bin" explain "${samples[@]}" --model "$model" --me
 check "outputs exist" bash -c "for m in raw rollout grad-rollout flow flow-metzger chefer heads; do
   for i in 000 001 002; do ls $tmp/out/\${i}_*_\$m.npy $tmp/out/\${i}_*_\$m.png >/dev/null || exit 1; done; done
   ls $tmp/out/000_*_heads_grid.png $tmp/out/index.html $tmp/out/summary.json $tmp/out/heatmaps.csv >/dev/null"
-check "csv has one row per image and method" $py - "$tmp/out/heatmaps.csv" <<'EOF'
-import csv, sys
+check "csv has one row per image and method" $py - "$tmp/out/heatmaps.csv" "$model/config.json" <<'EOF'
+import csv, json, sys
 rows = list(csv.reader(open(sys.argv[1])))
+c = json.load(open(sys.argv[2]))
 assert len(rows) == 1 + 3 * 7, len(rows)
-assert len(rows[1]) == 4 + 64, len(rows[1])  # image, method, class, label + 8x8 patches
+patches = (c["image_size"] // c["patch_size"]) ** 2
+assert len(rows[1]) == 4 + patches, len(rows[1])  # image, method, class, label, one column per patch
 EOF
 check "html embeds every overlay" $py - "$tmp/out/index.html" <<'EOF'
 import sys
@@ -85,6 +87,36 @@ check "category out of range exits 2 and writes nothing" bash -c "
   '$bin' explain '$first' --model '$model' --method chefer --category 10 -o '$tmp/bad' 2>'$tmp/err'; rc=\$?
   [ \$rc -eq 2 ] && grep -q 'attnlens: error:' '$tmp/err' && [ ! -e '$tmp/bad' ]"
 check "unknown method exits 2" bash -c "'$bin' explain '$first' --model '$model' --method saliency -o '$tmp/bad2' 2>/dev/null; [ \$? -eq 2 ] && [ ! -e '$tmp/bad2' ]"
+
+check "distance over images" "$bin" distance "${samples[@]}" --model "$model" -q -o "$tmp/dist"
+check "distance outputs: [L,H], plausible pixels, an SVG with one dot per head and layer" $py - "$tmp/dist" "$model" <<'EOF2'
+import json, sys, xml.dom.minidom
+import numpy as np
+out, model = sys.argv[1], sys.argv[2]
+c = json.load(open(f"{model}/config.json"))
+d = np.load(f"{out}/distance.npy")
+assert d.shape == (c["depth"], c["num_heads"]), d.shape
+grid = c["image_size"] // c["patch_size"]
+longest = c["patch_size"] * np.hypot(grid - 1, grid - 1)
+assert (d > 0).all() and (d < longest).all(), d
+svg = xml.dom.minidom.parse(f"{out}/distance.svg")
+assert len(svg.getElementsByTagName("circle")) >= d.size, len(svg.getElementsByTagName("circle"))
+EOF2
+check "heads grid" bash -c "'$bin' heads '$first' --model '$model' -q -o '$tmp/heads' && ls '$tmp'/heads/000_*_heads_grid.png"
+
+check "query patch: rows of the captured attention" bash -c "'$bin' query '$first' --model '$model' --query-patch 1,2 -q -o '$tmp/query' && ls '$tmp/query/query_attention.png'"
+check "query equals the captured attention row" $py - "$tmp" "$model/config.json" <<'EOF2'
+import json, sys
+import numpy as np
+tmp, c = sys.argv[1], json.load(open(sys.argv[2]))
+grid = c["image_size"] // c["patch_size"]
+q = np.load(f"{tmp}/query/query_attention.npy")
+att = np.load(f"{tmp}/att.npy")  # the same image through capture, above
+token = 1 + 1 * grid + 2
+want = att[:, :, token, 1:].reshape(q.shape)
+assert np.abs(q - want).max() < 1e-6, np.abs(q - want).max()
+EOF2
+check "query patch outside the grid exits 2" bash -c "'$bin' query '$first' --model '$model' --query-patch 99,0 -o '$tmp/q2' 2>/dev/null; [ \$? -eq 2 ] && [ ! -e '$tmp/q2' ]"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

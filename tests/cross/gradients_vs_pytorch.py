@@ -124,5 +124,28 @@ for layer in range(att.shape[0]):
     rel = abs(numeric - analytic) / max(1e-12, abs(numeric))
     report(f"finite differences, layer {layer}", rel < 1e-3, f"numeric {numeric:.6f} vs attnlens {analytic:.6f}, rel {rel:.1e}")
 
+# Position embeddings resampled for another input size (--image-size), against timm's recipe in PyTorch: the grid
+# part resized bicubically with align_corners=False, the prefix kept.
+model32 = model.float()
+grid = config["image_size"] // config["patch_size"]
+new_grid = grid + 2
+size = new_grid * config["patch_size"]
+with torch.no_grad():
+    pos = model32.pos_embed
+    prefix, patches = pos[:, :1], pos[:, 1:].reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
+    patches = torch.nn.functional.interpolate(patches, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
+    model32.pos_embed = torch.nn.Parameter(torch.cat([prefix, patches.permute(0, 2, 3, 1).reshape(1, new_grid ** 2, -1)], 1))
+    x_big = torch.randn(1, 3, size, size)
+    recorded.clear()
+    ref_big = model32(x_big)[0].numpy()
+with tempfile.TemporaryDirectory() as tmp:
+    np.save(os.path.join(tmp, "x.npy"), x_big[0].numpy())
+    subprocess.run([binary, "capture", os.path.join(tmp, "x.npy"), "--model", model_dir, "--image-size", str(size),
+                    "-o", os.path.join(tmp, "att.npy"), "--logits-output", os.path.join(tmp, "logits.npy"), "-q"],
+                   check=True)
+    big = np.load(os.path.join(tmp, "logits.npy"))
+err = np.abs(big - ref_big).max()
+report(f"--image-size {size} (grid {grid} -> {new_grid}) vs PyTorch bicubic resampling", err < 1e-4, f"max |diff| {err:.2e}")
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -1,0 +1,118 @@
+// Cost of explanations relative to the model pass they need, on one model, in one run:
+//   forward            logits only (what `predict` does)
+//   rollout            forward with attention capture + rollout per image      -> ratio to forward
+//   forward+backward   forward with capture + backward of the target logits (attention gradients retained)
+//   grad-rollout       forward+backward + gradient rollout per image            -> ratio to forward+backward
+//   chefer             forward+backward + Chefer relevance per image            -> ratio to forward+backward
+// Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]. bench/run_model_bench.py creates a DeiT-tiny
+// shaped model, runs this, and times the same model in PyTorch eager for the predict comparison.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/gradient_methods.hpp"
+#include "core/rollout.hpp"
+#include "models/vit.hpp"
+
+namespace {
+
+using attnlens::Array;
+using attnlens::AttentionView;
+
+std::string g_model;
+int g_batch = 8;
+
+Array image_stack(const std::vector<torch::Tensor>& per_layer, int64_t b) {  // [L,H,N,N] of image b
+  std::vector<torch::Tensor> layers;
+  for (const auto& t : per_layer) layers.push_back(t[b]);
+  return attnlens::to_array(torch::stack(layers));
+}
+
+enum class Kind { Forward, Rollout, ForwardBackward, GradRollout, Chefer };
+
+void run(benchmark::State& state, Kind kind) {
+  const auto model = attnlens::VisionTransformer::load(g_model);
+  const auto& c = model.config();
+  torch::manual_seed(0);
+  const auto images = torch::randn({g_batch, 3, c.image_height, c.image_width});
+  const std::vector<int64_t> predicted(static_cast<size_t>(g_batch), -1);
+  for (auto _ : state) {
+    if (kind == Kind::Forward) {
+      benchmark::DoNotOptimize(model.forward(images));
+      continue;
+    }
+    const bool grads = kind != Kind::Rollout;
+    const auto cap = model.capture(images, grads ? predicted : std::vector<int64_t>{});
+    for (int64_t b = 0; b < g_batch && kind != Kind::ForwardBackward; ++b) {
+      const Array att = image_stack(cap.attention, b);
+      if (kind == Kind::Rollout) {
+        benchmark::DoNotOptimize(attnlens::rollout(AttentionView::of(att), {}).data.data());
+      } else {
+        const Array grad = image_stack(cap.attention_grad, b);
+        if (kind == Kind::GradRollout)
+          benchmark::DoNotOptimize(
+              attnlens::grad_rollout(AttentionView::of(att), AttentionView::of(grad), {}).data.data());
+        else
+          benchmark::DoNotOptimize(
+              attnlens::chefer_relevance(AttentionView::of(att), AttentionView::of(grad)).data.data());
+      }
+    }
+  }
+  state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(g_batch) * state.iterations(),
+                                                      benchmark::Counter::kIsRate);
+}
+
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs) millis_[r.run_name.function_name] = r.GetAdjustedRealTime();
+    ConsoleReporter::ReportRuns(runs);
+  }
+  void PrintRatios() const {
+    auto ratio = [&](const char* a, const char* b) {
+      const auto x = millis_.find(a), y = millis_.find(b);
+      if (x == millis_.end() || y == millis_.end()) return;
+      std::printf("%-34s %8.2f ms / %8.2f ms = %.3fx\n", (std::string(a) + " / " + b).c_str(), x->second, y->second,
+                  x->second / y->second);
+    };
+    std::printf("\nbatch %d, per batch:\n", g_batch);
+    ratio("rollout", "forward");
+    ratio("grad-rollout", "forward+backward");
+    ratio("chefer", "forward+backward");
+    const auto f = millis_.find("forward");
+    if (f != millis_.end()) std::printf("forward_ms_per_image %.4f\n", f->second / g_batch);
+  }
+
+ private:
+  std::map<std::string, double> millis_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_models MODEL_DIR [--batch B] [benchmark flags]\n");
+    return 2;
+  }
+  g_model = argv[1];
+  for (int i = 2; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--batch") g_batch = std::atoi(argv[i + 1]);
+  torch::set_num_threads(1);  // one core, like the PyTorch baseline, so ratios do not depend on the machine's load
+  const std::pair<const char*, Kind> cases[] = {{"forward", Kind::Forward},
+                                                {"rollout", Kind::Rollout},
+                                                {"forward+backward", Kind::ForwardBackward},
+                                                {"grad-rollout", Kind::GradRollout},
+                                                {"chefer", Kind::Chefer}};
+  for (const auto& [name, kind] : cases)
+    benchmark::RegisterBenchmark(name, run, kind)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.PrintRatios();
+  benchmark::Shutdown();
+  return 0;
+}
