@@ -26,12 +26,6 @@ using attnlens::AttentionView;
 std::string g_model;
 int g_batch = 8;
 
-Array image_stack(const std::vector<torch::Tensor>& per_layer, int64_t b) {  // [L,H,N,N] of image b
-  std::vector<torch::Tensor> layers;
-  for (const auto& t : per_layer) layers.push_back(t[b]);
-  return attnlens::to_array(torch::stack(layers));
-}
-
 enum class Kind { Forward, Rollout, ForwardBackward, GradRollout, Chefer };
 
 void run(benchmark::State& state, Kind kind) {
@@ -48,17 +42,17 @@ void run(benchmark::State& state, Kind kind) {
     const bool grads = kind != Kind::Rollout;
     const auto cap = model.capture(images, grads ? predicted : std::vector<int64_t>{});
     for (int64_t b = 0; b < g_batch && kind != Kind::ForwardBackward; ++b) {
-      const Array att = image_stack(cap.attention, b);
+      const Array att = attnlens::image_layers(cap.attention, b);
       if (kind == Kind::Rollout) {
-        benchmark::DoNotOptimize(attnlens::rollout(AttentionView::of(att), {}).data.data());
+        benchmark::DoNotOptimize(attnlens::rollout_row(AttentionView::of(att), {}, 0).data.data());
       } else {
-        const Array grad = image_stack(cap.attention_grad, b);
+        const Array grad = attnlens::image_layers(cap.attention_grad, b);
         if (kind == Kind::GradRollout)
           benchmark::DoNotOptimize(
-              attnlens::grad_rollout(AttentionView::of(att), AttentionView::of(grad), {}).data.data());
+              attnlens::grad_rollout_row(AttentionView::of(att), AttentionView::of(grad), {}, 0).data.data());
         else
           benchmark::DoNotOptimize(
-              attnlens::chefer_relevance(AttentionView::of(att), AttentionView::of(grad)).data.data());
+              attnlens::chefer_relevance_row(AttentionView::of(att), AttentionView::of(grad), 0).data.data());
       }
     }
   }

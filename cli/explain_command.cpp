@@ -111,19 +111,16 @@ void run_explain(ExplainState& st) {
     // One forward and, when a method needs gradients, one backward for every method of the batch.
     std::vector<std::int64_t> targets(end - begin, st.category);  // -1: the predicted class
     const VitCapture cap = model.capture(stack_batch(images, begin, end), gradients ? targets : std::vector<std::int64_t>{});
-    const torch::Tensor attention = torch::stack(cap.attention);
-    const torch::Tensor attention_grad = gradients ? torch::stack(cap.attention_grad) : torch::Tensor();
-    const torch::Tensor scores_grad = gradients ? torch::stack(cap.scores_grad) : torch::Tensor();
     capture_seconds += seconds_since(t0);
     for (size_t i = begin; i < end; ++i) {
       const int64_t b = static_cast<int64_t>(i - begin);
       const int64_t predicted = c.num_classes > 0 ? cap.logits[b].argmax().item<int64_t>() : -1;
       const int64_t target = st.category >= 0 ? st.category : predicted;
       AttentionRecord record;
-      record.attention = to_array(attention.select(1, b));  // [L,B,H,N,N] -> [L,H,N,N] of image b
+      record.attention = image_layers(cap.attention, b);  // [L,H,N,N] of image b
       if (gradients) {
-        record.attention_grad = to_array(attention_grad.select(1, b));
-        record.scores_grad = to_array(scores_grad.select(1, b));
+        record.attention_grad = image_layers(cap.attention_grad, b);
+        record.scores_grad = image_layers(cap.scores_grad, b);
       }
       record.layout = layout;
       const std::string stem = stem_of(images[i].path, i);

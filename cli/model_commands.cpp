@@ -83,14 +83,9 @@ void run_capture(const CaptureState& st) {
   if (gradients && c.num_classes == 0) throw InputError("--grad-output needs a classifier head; this is a backbone");
   const VitCapture cap = model.capture(image.tensor.unsqueeze(0),
                                        gradients ? std::vector<std::int64_t>{st.category} : std::vector<std::int64_t>{});
-  auto first_image = [](const std::vector<torch::Tensor>& per_layer) {  // [L, H, N, N] of image 0
-    std::vector<torch::Tensor> layers;
-    for (const auto& t : per_layer) layers.push_back(t[0]);
-    return to_array(torch::stack(layers));
-  };
-  const Array attention = first_image(cap.attention);
+  const Array attention = image_layers(cap.attention, 0);  // [L, H, N, N]
   const Array logits = to_array(cap.logits[0]);
-  const Array grads = gradients ? first_image(cap.attention_grad) : Array();
+  const Array grads = gradients ? image_layers(cap.attention_grad, 0) : Array();
   write_array(st.output, attention, {"layer", "head", "query", "key"});
   report_written(st.output, attention, st.quiet);
   if (gradients) {
@@ -128,9 +123,8 @@ void run_distance(const DistanceState& st) {
     std::vector<ModelImage> images;
     for (size_t i = begin; i < end; ++i) images.push_back(load_model_image(paths[i], pre, c));
     const VitCapture cap = model.capture(stack_batch(images, 0, images.size()));
-    const torch::Tensor stack = torch::stack(cap.attention);  // [L, B, H, N, N]
     for (int64_t b = 0; b < static_cast<int64_t>(images.size()); ++b) {
-      const Array attention = to_array(stack.select(1, b));
+      const Array attention = image_layers(cap.attention, b);
       const Array d = mean_attention_distance(AttentionView::of(attention), options);
       for (size_t k = 0; k < d.data.size(); ++k) mean.data[k] += d.data[k] / static_cast<double>(paths.size());
     }

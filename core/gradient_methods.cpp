@@ -74,9 +74,11 @@ void head_mean_product(const AttentionView& attention, int layer, const Attentio
 
 }  // namespace
 
-Array grad_rollout(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& o) {
+namespace {
+
+void check_grad_rollout(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& o) {
   check_pair(attention, gradient, "gradient rollout");
-  const int L = attention.layers, N = attention.tokens;
+  const int N = attention.tokens;
   if (!(o.discard_ratio >= 0.0 && o.discard_ratio < 1.0))
     throw InputError("discard ratio must be in [0, 1), got " + std::to_string(o.discard_ratio));
   if (o.prefix_tokens < 0 || o.prefix_tokens >= N)
@@ -84,45 +86,102 @@ Array grad_rollout(const AttentionView& attention, const AttentionView& gradient
                      std::to_string(o.prefix_tokens));
   if (o.mode != GradRolloutMode::Fixed && o.mode != GradRolloutMode::VitExplainReference)
     throw InputError("unknown gradient rollout mode");
-  const bool reference = o.mode == GradRolloutMode::VitExplainReference;
-  const std::size_t n = static_cast<std::size_t>(N), nn = n * n;
-  const int p = o.prefix_tokens;
+}
 
+// The matrix a_l layer l contributes (spec 2 steps 1-4), written into f.
+void grad_rollout_layer(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& o,
+                        int l, std::vector<double>& f, std::vector<double>& sums) {
+  const int L = attention.layers, N = attention.tokens, p = o.prefix_tokens;
+  const std::size_t n = static_cast<std::size_t>(N);
+  const bool reference = o.mode == GradRolloutMode::VitExplainReference;
+  head_mean_product(attention, l, gradient, reference ? L - 1 - l : l, /*clamp_each_head=*/false, f.data());
+  for (double& x : f)
+    if (x < 0.0) x = 0.0;
+  // Fixed never zeroes the prefix rows/columns; the reference zeroes whatever was chosen (flat index 0 included).
+  discard_smallest(f.data(), N, o.discard_ratio,
+                   reference ? DiscardProtection::None : DiscardProtection::PrefixRowsColumns, p);
+  for (std::size_t i = 0; i < n; ++i) {
+    f[i * n + i] += 1.0;
+    for (std::size_t j = 0; j < n; ++j) f[i * n + j] /= 2.0;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    double s = 0.0;
+    for (std::size_t k = 0; k < n; ++k) s += f[i * n + k];
+    sums[i] = s;  // >= 1/2: F >= 0 after the clamp and the diagonal holds (F_ii + 1)/2
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) f[i * n + j] /= reference ? sums[j] : sums[i];
+}
+
+// v <- v * m (+ v when add_identity): one row through one layer.
+void row_times(std::vector<double>& v, const std::vector<double>& m, bool add_identity, std::vector<double>& next) {
+  const std::size_t n = v.size();
+  if (add_identity)
+    next = v;
+  else
+    std::fill(next.begin(), next.end(), 0.0);
+  for (std::size_t k = 0; k < n; ++k) {
+    const double vk = v[k];
+    if (vk == 0.0) continue;
+    const double* row = m.data() + k * n;
+    for (std::size_t j = 0; j < n; ++j) next[j] += vk * row[j];
+  }
+  v.swap(next);
+}
+
+Array unit_row(int n, int row) {
+  if (row < 0 || row >= n) throw InputError("row must be in [0, " + std::to_string(n) + "), got " + std::to_string(row));
+  Array v({n});
+  v.data[static_cast<std::size_t>(row)] = 1.0;
+  return v;
+}
+
+}  // namespace
+
+Array grad_rollout(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& o) {
+  check_grad_rollout(attention, gradient, o);
+  const int L = attention.layers, N = attention.tokens;
+  const std::size_t n = static_cast<std::size_t>(N), nn = n * n;
   Array r({N, N});
   for (std::size_t i = 0; i < n; ++i) r.data[i * n + i] = 1.0;
   std::vector<double> f(nn), next(nn), sums(n);
   for (int l = 0; l < L; ++l) {
-    head_mean_product(attention, l, gradient, reference ? L - 1 - l : l, /*clamp_each_head=*/false, f.data());
-    for (double& x : f)
-      if (x < 0.0) x = 0.0;
-    // Both modes choose among all N*N entries (so the ratio keeps meaning "share of all entries"); Fixed never
-    // zeroes the prefix rows/columns, the reference zeroes whatever was chosen (flat index 0 included).
-    for (const std::int64_t e : smallest_entries(f.data(), N, o.discard_ratio))
-      if (reference || (e / N >= p && e % N >= p)) f[static_cast<std::size_t>(e)] = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      f[i * n + i] += 1.0;
-      for (std::size_t j = 0; j < n; ++j) f[i * n + j] /= 2.0;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      double s = 0.0;
-      for (std::size_t k = 0; k < n; ++k) s += f[i * n + k];
-      sums[i] = s;  // >= 1/2: F >= 0 after the clamp and the diagonal holds (F_ii + 1)/2
-    }
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < n; ++j) f[i * n + j] /= reference ? sums[j] : sums[i];
+    grad_rollout_layer(attention, gradient, o, l, f, sums);
     multiply(f.data(), r.data.data(), next.data(), N);
     std::copy(next.begin(), next.end(), r.data.begin());
   }
   return r;
 }
 
-Array chefer_relevance(const AttentionView& attention, const AttentionView& gradient, int start_layer) {
+Array grad_rollout_row(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& o,
+                       int row) {
+  check_grad_rollout(attention, gradient, o);
+  const int N = attention.tokens;
+  Array out = unit_row(N, row);
+  std::vector<double> v = out.data, f(static_cast<std::size_t>(N) * N), sums(N), next(N);
+  for (int l = attention.layers - 1; l >= 0; --l) {
+    grad_rollout_layer(attention, gradient, o, l, f, sums);
+    row_times(v, f, /*add_identity=*/false, next);
+  }
+  out.data = v;
+  return out;
+}
+
+namespace {
+
+void check_chefer(const AttentionView& attention, const AttentionView& gradient, int start_layer) {
   check_pair(attention, gradient, "Chefer relevance");
-  const int L = attention.layers, N = attention.tokens;
+  const int L = attention.layers;
   if (start_layer < 0 || start_layer >= L)
     throw InputError("start layer must be in [0, " + std::to_string(L) + "), got " + std::to_string(start_layer));
-  const std::size_t n = static_cast<std::size_t>(N), nn = n * n;
+}
 
+}  // namespace
+
+Array chefer_relevance(const AttentionView& attention, const AttentionView& gradient, int start_layer) {
+  check_chefer(attention, gradient, start_layer);
+  const int L = attention.layers, N = attention.tokens;
+  const std::size_t n = static_cast<std::size_t>(N), nn = n * n;
   Array r({N, N});
   for (std::size_t i = 0; i < n; ++i) r.data[i * n + i] = 1.0;
   std::vector<double> abar(nn), update(nn);
@@ -132,6 +191,20 @@ Array chefer_relevance(const AttentionView& attention, const AttentionView& grad
     for (std::size_t e = 0; e < nn; ++e) r.data[e] += update[e];
   }
   return r;
+}
+
+Array chefer_relevance_row(const AttentionView& attention, const AttentionView& gradient, int row, int start_layer) {
+  check_chefer(attention, gradient, start_layer);
+  const int N = attention.tokens;
+  Array out = unit_row(N, row);
+  std::vector<double> v = out.data, abar(static_cast<std::size_t>(N) * N), next(N);
+  // Row of (I + Ā_{L-1}) ... (I + Ā_s): v <- v + v Ā_b from the deepest block down.
+  for (int b = attention.layers - 1; b >= start_layer; --b) {
+    head_mean_product(attention, b, gradient, b, /*clamp_each_head=*/true, abar.data());
+    row_times(v, abar, /*add_identity=*/true, next);
+  }
+  out.data = v;
+  return out;
 }
 
 }  // namespace attnlens

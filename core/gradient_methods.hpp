@@ -57,4 +57,11 @@ Array grad_rollout(const AttentionView& attention, const AttentionView& gradient
 /// Throws InputError when the views differ in shape, are empty, hold NaN/Inf, or start_layer is not in [0, L).
 Array chefer_relevance(const AttentionView& attention, const AttentionView& gradient, int start_layer = 0);
 
+/// Row `row` of grad_rollout / chefer_relevance only, [N]: the same per-layer matrices propagated as a row vector
+/// from the deepest layer, O(L N^2) instead of O(L N^3); equal up to floating-point summation order.
+Array grad_rollout_row(const AttentionView& attention, const AttentionView& gradient, const GradRolloutOptions& options,
+                       int row);
+Array chefer_relevance_row(const AttentionView& attention, const AttentionView& gradient, int row,
+                           int start_layer = 0);
+
 }  // namespace attnlens

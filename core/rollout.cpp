@@ -8,32 +8,27 @@ namespace {
 
 using Matrix = std::vector<double>;
 
-struct Entry {
-  double value;
-  std::int64_t index;
-};
-
-// A strict weak order on any input (NaN sorts last), as the standard algorithms require.
-bool entry_less(const Entry& a, const Entry& b) {
-  const bool na = std::isnan(a.value), nb = std::isnan(b.value);
-  if (na != nb) return nb;
-  if (!na && a.value != b.value) return a.value < b.value;
-  return a.index < b.index;
-}
-
-// The k = floor(N*N*ratio) smallest entries under the total order (value, index), NaN last; unordered.
-// nth_element keeps this linear: a heap-based partial sort dominated the whole rollout at discard 0.9.
-std::vector<Entry> select_smallest(const double* matrix, int n, double ratio) {
+// Calls chosen(e), in index order, for the k = floor(N*N*ratio) smallest entries, ties by lower flat index. O(N^2):
+// the k-th smallest value is a threshold (nth_element on a copy); everything below it is chosen, and of the entries
+// equal to it the ones with the lowest indices until there are k.
+template <typename Chosen>
+void for_each_smallest(const double* matrix, int n, double ratio, Chosen&& chosen) {
   if (n < 0) throw InputError("matrix size must be non-negative");
   if (!(ratio >= 0.0 && ratio <= 1.0)) throw InputError("discard ratio must be in [0, 1]");
   const std::int64_t total = static_cast<std::int64_t>(n) * n;
   // Same double product as Python's int(N*N*ratio), so k agrees with the reference at exact boundaries.
   const auto k = std::min(total, static_cast<std::int64_t>(std::floor(static_cast<double>(n) * n * ratio)));
-  std::vector<Entry> entries(static_cast<std::size_t>(total));
-  for (std::int64_t e = 0; e < total; ++e) entries[e] = {matrix[e], e};
-  std::nth_element(entries.begin(), entries.begin() + k, entries.end(), entry_less);
-  entries.resize(static_cast<std::size_t>(k));
-  return entries;
+  if (k == 0) return;
+  if (std::any_of(matrix, matrix + total, [](double v) { return std::isnan(v); }))
+    throw InputError("cannot discard entries of a matrix that contains NaN");
+  std::vector<double> values(matrix, matrix + total);
+  std::nth_element(values.begin(), values.begin() + (k - 1), values.end());
+  const double threshold = values[static_cast<std::size_t>(k - 1)];
+  std::int64_t ties = k - std::count_if(matrix, matrix + total, [&](double v) { return v < threshold; });
+  for (std::int64_t e = 0; e < total; ++e) {
+    const double v = matrix[e];
+    if (v < threshold || (v == threshold && ties-- > 0)) chosen(e);
+  }
 }
 
 // out = a * b for n x n matrices in i-k-j order (rows of b and out stream contiguously). Zero entries of a (common
@@ -98,8 +93,7 @@ void validate(const AttentionView& attention, const RolloutOptions& o) {
 // vit-explain's per-layer matrix (spec 1.2): discard all but flat index 0, a = (F + I)/2, then the published
 // normalisation `a / a.sum(dim=-1)`, which broadcasts as a[i][j] / s[j].
 void vit_explain_layer(double* f, int n, double ratio) {
-  for (const Entry& e : select_smallest(f, n, ratio))
-    if (e.index != 0) f[e.index] = 0.0;
+  discard_smallest(f, n, ratio, DiscardProtection::FirstEntry);
   for (int i = 0; i < n; ++i) {
     f[static_cast<std::size_t>(i) * n + i] += 1.0;
     for (int j = 0; j < n; ++j) f[static_cast<std::size_t>(i) * n + j] /= 2.0;
@@ -113,11 +107,8 @@ void vit_explain_layer(double* f, int n, double ratio) {
 
 // Abnar/Chefer per-layer matrix: discard, then the residual with true row normalisation.
 void abnar_layer(double* f, int n, const RolloutOptions& o) {
-  const int p = o.prefix_tokens;
-  // The prefix rows/columns still take part in choosing the k smallest, they are just never zeroed: so the ratio
-  // keeps meaning "share of all N*N entries considered", and CLS/distillation attention survives (spec 12.3).
-  for (const Entry& e : select_smallest(f, n, o.discard_ratio))
-    if (e.index / n >= p && e.index % n >= p) f[e.index] = 0.0;
+  // CLS/distillation attention survives the discard (spec 12.3).
+  discard_smallest(f, n, o.discard_ratio, DiscardProtection::PrefixRowsColumns, o.prefix_tokens);
   if (o.residual == Residual::None) return;
   for (int i = 0; i < n; ++i) {
     double* row = f + static_cast<std::size_t>(i) * n;
@@ -131,31 +122,77 @@ void abnar_layer(double* f, int n, const RolloutOptions& o) {
 
 }  // namespace
 
+void discard_smallest(double* matrix, int n, double ratio, DiscardProtection protection, int prefix) {
+  for_each_smallest(matrix, n, ratio, [&](std::int64_t e) {
+    const bool kept = protection == DiscardProtection::FirstEntry ? e == 0
+                      : protection == DiscardProtection::PrefixRowsColumns ? (e / n < prefix || e % n < prefix)
+                                                                           : false;
+    if (!kept) matrix[e] = 0.0;
+  });
+}
+
 std::vector<std::int64_t> smallest_entries(const double* matrix, int n, double ratio) {
-  std::vector<Entry> entries = select_smallest(matrix, n, ratio);
-  std::sort(entries.begin(), entries.end(), entry_less);
-  std::vector<std::int64_t> indices(entries.size());
-  for (std::size_t e = 0; e < entries.size(); ++e) indices[e] = entries[e].index;
+  std::vector<std::int64_t> indices;
+  for_each_smallest(matrix, n, ratio, [&](std::int64_t e) { indices.push_back(e); });
+  std::stable_sort(indices.begin(), indices.end(),
+                   [&](std::int64_t a, std::int64_t b) { return matrix[a] < matrix[b]; });  // (value, index)
   return indices;
+}
+
+namespace {
+
+// Fuses the heads of the layers from start_layer on (earlier layers never enter the product).
+Array fused_from_start(const AttentionView& attention, const RolloutOptions& options) {
+  AttentionView used = attention;
+  used.data = attention.matrix(options.start_layer, 0);
+  used.layers = attention.layers - options.start_layer;
+  return fuse_heads(used, options.fusion);
+}
+
+// The matrix layer l contributes to the product, written into `layer`.
+void layer_matrix(const Array& fused, int l, const RolloutOptions& options, int N, Matrix& layer) {
+  const std::size_t nn = static_cast<std::size_t>(N) * N;
+  const auto first = fused.data.begin() + (l - options.start_layer) * nn;
+  std::copy(first, first + nn, layer.begin());
+  if (options.mode == RolloutMode::VitExplainReference)
+    vit_explain_layer(layer.data(), N, options.discard_ratio);
+  else
+    abnar_layer(layer.data(), N, options);
+}
+
+}  // namespace
+
+Array rollout_row(const AttentionView& attention, const RolloutOptions& options, int row) {
+  validate(attention, options);
+  const int L = attention.layers, N = attention.tokens;
+  if (row < 0 || row >= N) throw InputError("rollout row must be in [0, " + std::to_string(N) + ")");
+  const Array fused = fused_from_start(attention, options);
+  Array v({N});
+  v.data[row] = 1.0;
+  Matrix layer(static_cast<std::size_t>(N) * N), next(N);
+  for (int l = L - 1; l >= options.start_layer; --l) {
+    layer_matrix(fused, l, options, N, layer);
+    std::fill(next.begin(), next.end(), 0.0);
+    for (int k = 0; k < N; ++k) {
+      const double vk = v.data[k];
+      if (vk == 0.0) continue;
+      const double* m = layer.data() + static_cast<std::size_t>(k) * N;
+      for (int j = 0; j < N; ++j) next[j] += vk * m[j];
+    }
+    std::copy(next.begin(), next.end(), v.data.begin());
+  }
+  return v;
 }
 
 Array rollout(const AttentionView& attention, const RolloutOptions& options) {
   validate(attention, options);
   const int L = attention.layers, N = attention.tokens, start = options.start_layer;
   const std::size_t nn = static_cast<std::size_t>(N) * N;
-  AttentionView used = attention;  // layers before start_layer never enter the product
-  used.data = attention.matrix(start, 0);
-  used.layers = L - start;
-  const Array fused = fuse_heads(used, options.fusion);
+  const Array fused = fused_from_start(attention, options);
   Array out({L - start, N, N});
   Matrix layer(nn);
   for (int l = start; l < L; ++l) {
-    const auto first = fused.data.begin() + (l - start) * nn;
-    std::copy(first, first + nn, layer.begin());
-    if (options.mode == RolloutMode::VitExplainReference)
-      vit_explain_layer(layer.data(), N, options.discard_ratio);
-    else
-      abnar_layer(layer.data(), N, options);
+    layer_matrix(fused, l, options, N, layer);
     double* joint = out.data.data() + (l - start) * nn;
     // vit-explain's R = a * I equals a bit for bit, so every mode starts the chain with the first matrix itself.
     if (l == start)

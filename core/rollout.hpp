@@ -31,6 +31,23 @@ struct RolloutOptions {
 /// Throws InputError for invalid options.
 Array rollout(const AttentionView& attention, const RolloutOptions& options);
 
+/// Row `row` of the final joint attention only, [N]: what an explanation needs. The same per-layer matrices, but
+/// propagated as v <- v M_l from the deepest layer: O(L N^2) instead of the O(L N^3) matrix chain. Equals the last
+/// matrix of rollout() at that row, up to floating-point summation order.
+Array rollout_row(const AttentionView& attention, const RolloutOptions& options, int row);
+
+/// Which entries a discard never zeroes (they still count among the k smallest, so the ratio keeps meaning "share
+/// of all N*N entries").
+enum class DiscardProtection {
+  None,              ///< vit-explain's gradient rollout
+  FirstEntry,        ///< flat index 0 only: vit-explain's rollout
+  PrefixRowsColumns  ///< rows and columns below `prefix`: attnlens' corrected modes
+};
+
+/// Zeroes the k = floor(N*N*ratio) smallest entries of an N x N matrix, ties by lower flat index (the selection
+/// smallest_entries lists), except the protected ones. O(N^2): a threshold from nth_element, no sorting.
+void discard_smallest(double* matrix, int n, double ratio, DiscardProtection protection, int prefix = 0);
+
 /// Indices (flat, into an N*N matrix) of the k = floor(N*N*ratio) smallest values, ties broken by lower index
 /// (torch.topk leaves tie order unspecified; this choice is documented in the README).
 std::vector<std::int64_t> smallest_entries(const double* matrix, int n, double ratio);

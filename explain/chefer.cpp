@@ -12,9 +12,9 @@ class Chefer : public ExplanationMethod {
   std::string name() const override { return "chefer"; }
   bool needs_gradients() const override { return true; }
   Array explain(const AttentionRecord& r) const override {
-    const Array relevance =
-        chefer_relevance(AttentionView::of(r.attention), AttentionView::of(r.attention_grad), s_.start_layer);
-    return patch_map(relevance, s_.query_row, r.layout);
+    return patch_map_of_vector(chefer_relevance_row(AttentionView::of(r.attention), AttentionView::of(r.attention_grad),
+                                                    s_.query_row, s_.start_layer),
+                               r.layout);
   }
 
  private:

@@ -18,8 +18,8 @@ class GradRollout : public ExplanationMethod {
     o.prefix_tokens = r.layout.prefix;
     // The reference's hook saw the gradient of the pre-softmax scores; the fixed form uses d/dA.
     const Array& gradient = s_.reference ? r.scores_grad : r.attention_grad;
-    const Array joint = grad_rollout(AttentionView::of(r.attention), AttentionView::of(gradient), o);
-    return patch_map(joint, s_.query_row, r.layout);
+    return patch_map_of_vector(
+        grad_rollout_row(AttentionView::of(r.attention), AttentionView::of(gradient), o, s_.query_row), r.layout);
   }
 
  private:

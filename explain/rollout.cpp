@@ -17,11 +17,7 @@ class Rollout : public ExplanationMethod {
     o.residual = s_.residual;
     o.start_layer = s_.start_layer;
     o.prefix_tokens = r.layout.prefix;
-    const Array joint = rollout(AttentionView::of(r.attention), o);
-    const std::int64_t n = joint.shape[1];
-    Array last({n, n});
-    std::copy(joint.data.end() - n * n, joint.data.end(), last.data.begin());
-    return patch_map(last, s_.query_row, r.layout);
+    return patch_map_of_vector(rollout_row(AttentionView::of(r.attention), o, s_.query_row), r.layout);
   }
 
  private:

@@ -245,6 +245,21 @@ Array to_array(const torch::Tensor& tensor) {
   return a;
 }
 
+Array image_layers(const std::vector<torch::Tensor>& per_layer, std::int64_t b) {
+  if (per_layer.empty()) return Array();
+  std::vector<std::int64_t> shape{static_cast<std::int64_t>(per_layer.size())};
+  const auto first = per_layer[0][b];
+  for (auto extent : first.sizes()) shape.push_back(extent);
+  Array a(shape);
+  const auto per = static_cast<size_t>(first.numel());
+  for (size_t l = 0; l < per_layer.size(); ++l) {
+    const auto t = per_layer[l][b].to(torch::kCPU, torch::kFloat32).contiguous();
+    const float* src = t.data_ptr<float>();
+    std::copy(src, src + per, a.data.begin() + l * per);
+  }
+  return a;
+}
+
 VisionTransformer VisionTransformer::load(const std::string& path, const torch::Device& device, int image_size) {
   fs::path weights = path;
   if (fs::is_directory(weights)) weights /= "model.safetensors";

@@ -15,6 +15,10 @@ namespace attnlens {
 /// to the LibTorch-free layers.
 Array to_array(const torch::Tensor& tensor);
 
+/// Image b of per-layer batch tensors ([B, ...] each, e.g. VitCapture::attention) as one double Array [L, ...],
+/// converted in a single pass (no stacked intermediate: this copy is most of what rollout costs beyond the model).
+Array image_layers(const std::vector<torch::Tensor>& per_layer, std::int64_t b);
+
 struct VitConfig {
   int image_height = 224, image_width = 224;  ///< input size the position embeddings are resampled to
   int patch_size = 16;

@@ -297,3 +297,39 @@ TEST(Rollout, VitExplainMatchesIndependentNumpy) {
 
 }  // namespace
 }  // namespace attnlens
+
+namespace attnlens {
+namespace {
+
+// rollout_row is the last joint matrix's row, computed as a vector-matrix chain: check it on every mode.
+TEST(RolloutRow, EqualsTheRowOfTheFullProduct) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> logits(0.0, 2.0);
+  const int L = 4, H = 3, N = 9;
+  Array a({L, H, N, N});
+  for (int r = 0; r < L * H * N; ++r) {
+    double sum = 0.0;
+    for (int k = 0; k < N; ++k) sum += a.data[r * N + k] = std::exp(logits(rng));
+    for (int k = 0; k < N; ++k) a.data[r * N + k] /= sum;
+  }
+  const AttentionView view = AttentionView::of(a);
+  for (RolloutMode mode : {RolloutMode::Abnar, RolloutMode::VitExplainReference, RolloutMode::Chefer})
+    for (int row : {0, 4}) {
+      RolloutOptions o;
+      o.mode = mode;
+      if (mode != RolloutMode::Chefer) {
+        o.fusion = HeadFusion::Max;
+        o.discard_ratio = 0.5;
+      }
+      o.start_layer = 1;
+      const Array full = rollout(view, o);
+      const Array got = rollout_row(view, o, row);
+      const std::size_t last = static_cast<std::size_t>(full.shape[0] - 1) * N * N;
+      for (int k = 0; k < N; ++k)
+        EXPECT_NEAR(got.data[k], full.data[last + row * N + k], 1e-14) << "mode " << static_cast<int>(mode);
+    }
+  EXPECT_THROW(rollout_row(view, {}, N), InputError);
+}
+
+}  // namespace
+}  // namespace attnlens

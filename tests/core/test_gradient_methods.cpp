@@ -475,3 +475,38 @@ TEST(Chefer, RejectsBadInput) {
 
 }  // namespace
 }  // namespace attnlens
+
+namespace attnlens {
+namespace {
+
+TEST(GradRolloutRow, RowVariantsEqualTheFullMatrices) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const int L = 4, H = 2, N = 8;
+  Array a({L, H, N, N}), g({L, H, N, N});
+  for (int r = 0; r < L * H * N; ++r) {
+    double sum = 0.0;
+    for (int k = 0; k < N; ++k) sum += a.data[r * N + k] = std::exp(2.0 * normal(rng));
+    for (int k = 0; k < N; ++k) a.data[r * N + k] /= sum;
+  }
+  for (double& x : g.data) x = normal(rng);
+  const AttentionView av = AttentionView::of(a), gv = AttentionView::of(g);
+  for (GradRolloutMode mode : {GradRolloutMode::Fixed, GradRolloutMode::VitExplainReference})
+    for (int row : {0, 5}) {
+      GradRolloutOptions o;
+      o.mode = mode;
+      o.discard_ratio = 0.6;
+      const Array full = grad_rollout(av, gv, o), got = grad_rollout_row(av, gv, o, row);
+      for (int k = 0; k < N; ++k) EXPECT_NEAR(got.data[k], full.data[row * N + k], 1e-14);
+    }
+  for (int start : {0, 2})
+    for (int row : {0, 3}) {
+      const Array full = chefer_relevance(av, gv, start), got = chefer_relevance_row(av, gv, row, start);
+      for (int k = 0; k < N; ++k) EXPECT_NEAR(got.data[k], full.data[row * N + k], 1e-12);
+    }
+  EXPECT_THROW(grad_rollout_row(av, gv, {}, -1), InputError);
+  EXPECT_THROW(chefer_relevance_row(av, gv, N), InputError);
+}
+
+}  // namespace
+}  // namespace attnlens
