@@ -19,6 +19,7 @@ need_weights=True, average_attn_weights=False (torchvision's forward asks for no
 Usage: vit_vs_torchvision.py PATH/TO/attnlens   (needs Debian's python3-torch, python3-torchvision, python3-numpy)
 Prints one line per check, then "N passed, M failed"; exits 1 on any failure.
 """
+import copy
 import json
 import os
 import subprocess
@@ -46,6 +47,25 @@ TOL = 1e-4
 def write_model(folder, tensors, config):
     os.makedirs(folder, exist_ok=True)
     write_safetensors(os.path.join(folder, "model.safetensors"), tensors, {"format": "pt"})
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f)
+    return folder
+
+
+def write_half_model(folder, tensors, config, dtype):
+    """The same model stored as F16 or BF16 tensors (safetensors dtype names), as many hub checkpoints are."""
+    os.makedirs(folder, exist_ok=True)
+    header, chunks, offset = {}, [], 0
+    for name, t in tensors.items():
+        half = t.detach().contiguous().to(torch.float16 if dtype == "F16" else torch.bfloat16)
+        data = half.view(torch.int16).numpy().astype("<i2").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + b"".join(chunks))
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f)
     return folder
@@ -278,6 +298,19 @@ def main():
         timm = timm_names(deit)
         folder = write_model(os.path.join(tmp, "deit_timm"), timm, dict(timm_config, num_heads=3))
         compare(checks, binary, "deit-tiny timm", folder, x_path, tmp, ref_logits, ref_att)
+
+        # fp16 and bf16 checkpoints: attnlens widens them to float32; the reference is the same model with its
+        # weights rounded the same way.
+        for dtype, torch_dtype in [("F16", torch.float16), ("BF16", torch.bfloat16)]:
+            rounded = copy.deepcopy(deit)
+            for layer in rounded.encoder.layers:  # the copy carries `ref`'s recording hooks: drop them
+                layer.ln_1._forward_hooks.clear()
+            with torch.no_grad():
+                for p in rounded.parameters():
+                    p.copy_(p.to(torch_dtype).float())
+            logits_r, att_r = Reference(rounded).plain(x)
+            folder = write_half_model(os.path.join(tmp, f"deit_{dtype}"), timm, dict(timm_config, num_heads=3), dtype)
+            compare(checks, binary, f"deit-tiny timm, {dtype} weights", folder, x_path, tmp, logits_r, att_r)
 
         # Negative control: Q and K swapped in every qkv gives attention softmax(K Q^T) instead, which must show.
         swapped = dict(timm)
