@@ -156,9 +156,8 @@ void run_explain(ExplainState& st) {
           const Array masks = st.threshold > 0 ? threshold_masks(map, st.threshold) : Array();
           const cv::Mat grid = head_grid(map, {}, masks);
           files.emplace_back((out / (base + "_grid.png")).string(), encode_png(grid));
-          const std::string layer_name = s.layer < 0 ? (s.layer == -1 ? std::string("last layer")
-                                                                        : "layer " + std::to_string(c.depth + s.layer))
-                                                     : "layer " + std::to_string(s.layer);
+          const int layer = resolve_layer(s.layer, c.depth, "--layer");
+          const std::string layer_name = layer == c.depth - 1 ? "last layer" : "layer " + std::to_string(layer);
           figures.push_back({png_data_uri(grid), "heads, " + layer_name, 0});
         }
       }

@@ -12,8 +12,7 @@ class Heads : public ExplanationMethod {
   std::string name() const override { return "heads"; }
   Array explain(const AttentionRecord& r) const override {
     const AttentionView view = AttentionView::of(r.attention);
-    const int layer = s_.layer < 0 ? view.layers + s_.layer : s_.layer;
-    if (layer < 0 || layer >= view.layers) throw InputError("--layer is out of range for this model");
+    const int layer = resolve_layer(s_.layer, view.layers);
     return head_maps(view, layer, s_.query_row, r.layout);
   }
 

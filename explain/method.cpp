@@ -1,6 +1,7 @@
 #include "explain/method.hpp"
 
 #include <map>
+#include <string>
 
 namespace attnlens {
 
@@ -23,6 +24,14 @@ std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const Me
     throw InputError("unknown method '" + name + "' (known: " + known + ")");
   }
   return it->second(s);
+}
+
+int resolve_layer(int layer, int layers) {
+  const int index = layer < 0 ? layers + layer : layer;
+  if (index < 0 || index >= layers)
+    throw InputError("--layer " + std::to_string(layer) + " is out of range for a model with " +
+                     std::to_string(layers) + " layers");
+  return index;
 }
 
 Array patch_map(const Array& matrix, int row, const TokenLayout& layout) {

@@ -55,6 +55,9 @@ std::unique_ptr<ExplanationMethod> make_flow_metzger(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_chefer(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_heads(const MethodSettings&);
 
+/// A --layer setting (negative counts from the end, as in Python) as an index in [0, layers); InputError outside.
+int resolve_layer(int layer, int layers);
+
 /// The patch part of row `row` of an [N,N] matrix, laid out as [grid_h, grid_w].
 Array patch_map(const Array& matrix, int row, const TokenLayout& layout);
 /// The same for an [N] vector.

@@ -11,8 +11,7 @@ class RawAttention : public ExplanationMethod {
   std::string name() const override { return "raw"; }
   Array explain(const AttentionRecord& r) const override {
     const AttentionView view = AttentionView::of(r.attention);
-    const int layer = s_.layer < 0 ? view.layers + s_.layer : s_.layer;
-    if (layer < 0 || layer >= view.layers) throw InputError("--layer is out of range for this model");
+    const int layer = resolve_layer(s_.layer, view.layers);
     AttentionView one = view;
     one.data = view.matrix(layer, 0);
     one.layers = 1;

@@ -266,14 +266,7 @@ TEST(Rollout, VitExplainMatchesIndependentNumpy) {
     GTEST_SKIP() << "/usr/bin/python3 with numpy not available";
   const int L = 3, H = 2, N = 5;
   std::mt19937_64 rng(20240611);
-  std::uniform_real_distribution<double> logit(-3.0, 3.0);
-  Array att({L, H, N, N});
-  for (int r = 0; r < L * H * N; ++r) {  // softmax rows
-    double* row = att.data.data() + r * N;
-    double sum = 0;
-    for (int j = 0; j < N; ++j) sum += row[j] = std::exp(logit(rng));
-    for (int j = 0; j < N; ++j) row[j] /= sum;
-  }
+  const Array att = testing::random_softmax_stack(L, H, N, rng);
   const auto dir = std::filesystem::temp_directory_path() / ("attnlens_rollout_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto in = dir / "att.f64", out = dir / "r.f64", script = dir / "vit_rollout.py";
@@ -304,14 +297,8 @@ namespace {
 // rollout_row is the last joint matrix's row, computed as a vector-matrix chain: check it on every mode.
 TEST(RolloutRow, EqualsTheRowOfTheFullProduct) {
   std::mt19937_64 rng(5);
-  std::normal_distribution<double> logits(0.0, 2.0);
   const int L = 4, H = 3, N = 9;
-  Array a({L, H, N, N});
-  for (int r = 0; r < L * H * N; ++r) {
-    double sum = 0.0;
-    for (int k = 0; k < N; ++k) sum += a.data[r * N + k] = std::exp(logits(rng));
-    for (int k = 0; k < N; ++k) a.data[r * N + k] /= sum;
-  }
+  const Array a = testing::random_softmax_stack(L, H, N, rng);
   const AttentionView view = AttentionView::of(a);
   for (RolloutMode mode : {RolloutMode::Abnar, RolloutMode::VitExplainReference, RolloutMode::Chefer})
     for (int row : {0, 4}) {

@@ -147,15 +147,8 @@ struct RandomCase {
 // Softmax attention rows and signed normal gradients.
 RandomCase random_case(int L, int H, int N, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> logit(-3.0, 3.0);
   std::normal_distribution<double> normal(0.0, 1.0);
-  RandomCase c{Array({L, H, N, N}), Array({L, H, N, N})};
-  for (int row = 0; row < L * H * N; ++row) {
-    double* x = c.attention.data.data() + static_cast<std::size_t>(row) * N;
-    double sum = 0;
-    for (int j = 0; j < N; ++j) sum += x[j] = std::exp(logit(rng));
-    for (int j = 0; j < N; ++j) x[j] /= sum;
-  }
+  RandomCase c{testing::random_softmax_stack(L, H, N, rng), Array({L, H, N, N})};
   for (double& x : c.gradient.data) x = normal(rng);
   return c;
 }
@@ -480,17 +473,9 @@ namespace attnlens {
 namespace {
 
 TEST(GradRolloutRow, RowVariantsEqualTheFullMatrices) {
-  std::mt19937_64 rng(11);
-  std::normal_distribution<double> normal(0.0, 1.0);
   const int L = 4, H = 2, N = 8;
-  Array a({L, H, N, N}), g({L, H, N, N});
-  for (int r = 0; r < L * H * N; ++r) {
-    double sum = 0.0;
-    for (int k = 0; k < N; ++k) sum += a.data[r * N + k] = std::exp(2.0 * normal(rng));
-    for (int k = 0; k < N; ++k) a.data[r * N + k] /= sum;
-  }
-  for (double& x : g.data) x = normal(rng);
-  const AttentionView av = AttentionView::of(a), gv = AttentionView::of(g);
+  const RandomCase c = random_case(L, H, N, 11);
+  const AttentionView av = AttentionView::of(c.attention), gv = AttentionView::of(c.gradient);
   for (GradRolloutMode mode : {GradRolloutMode::Fixed, GradRolloutMode::VitExplainReference})
     for (int row : {0, 5}) {
       GradRolloutOptions o;
