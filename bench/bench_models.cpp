@@ -42,10 +42,11 @@ void run(benchmark::State& state, Kind kind) {
     const bool grads = kind != Kind::Rollout;
     const auto cap = model.capture(images, grads ? predicted : std::vector<int64_t>{});
     for (int64_t b = 0; b < g_batch && kind != Kind::ForwardBackward; ++b) {
-      const Array att = attnlens::image_layers(cap.attention, b);
-      if (kind == Kind::Rollout) {
-        benchmark::DoNotOptimize(attnlens::rollout_row(AttentionView::of(att), {}, 0).data.data());
+      if (kind == Kind::Rollout) {  // as `explain --method rollout` runs it: the head mean converted, then rolled out
+        const Array mean = attnlens::image_layers_head_mean(cap.attention, b);
+        benchmark::DoNotOptimize(attnlens::rollout_row(AttentionView::of(mean), {}, 0).data.data());
       } else {
+        const Array att = attnlens::image_layers(cap.attention, b);
         const Array grad = attnlens::image_layers(cap.attention_grad, b);
         if (kind == Kind::GradRollout)
           benchmark::DoNotOptimize(

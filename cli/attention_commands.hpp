@@ -115,4 +115,7 @@ void add_demo_command(CLI::App& app, Action& action);
 void add_model_commands(CLI::App& app, Action& action);
 void add_explain_command(CLI::App& app, Action& action);
 
+/// Registers `tokenize` (cli/tokenize_command.cpp): BERT WordPiece encodings as JSON.
+void add_tokenize_command(CLI::App& app, Action& action);
+
 }  // namespace attnlens::cli

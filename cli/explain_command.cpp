@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli/model_inputs.hpp"
+#include "cli/text_commands.hpp"
 #include "core/heads.hpp"
 #include "explain/method.hpp"
 #include "io/array_writer.hpp"
@@ -31,6 +32,7 @@ struct ExplainState {
   double threshold = 0.0;
   std::string output;
   bool quiet = false;
+  TextExplainOptions text;  ///< --text/--texts: explain a BERT classifier instead
 };
 
 // Display scaling: vit-explain divides by the maximum; Chefer min-max normalises (spec 1.4, 4.1).
@@ -42,7 +44,7 @@ Array display_mask(const Array& map, bool minmax) {
   return m;
 }
 
-Array head_mean(const Array& maps) {  // [H,gh,gw] -> [gh,gw]
+Array mean_over_heads(const Array& maps) {  // [H,gh,gw] -> [gh,gw]
   const int64_t h = maps.shape[0], g = maps.size() / h;
   Array out({maps.shape[1], maps.shape[2]});
   for (int64_t k = 0; k < h; ++k)
@@ -57,6 +59,14 @@ std::string stem_of(const std::string& path, size_t index) {
 }
 
 void run_explain(ExplainState& st) {
+  if (st.text.active()) {
+    if (!st.inputs.empty()) throw InputError("give images or --text/--texts, not both");
+    st.text.model.model = st.model.model;
+    st.text.model.device = st.model.device;
+    run_explain_text(st.text, st.methods, st.settings, st.category, st.output, st.quiet);
+    return;
+  }
+  if (st.inputs.empty()) throw InputError("nothing to explain: give image files or folders, or --text/--texts");
   // Everything that can be checked before the model runs is checked first, so bad options write nothing.
   if (st.output.empty()) throw InputError("-o DIR is required");
   MethodSettings& s = st.settings;
@@ -67,10 +77,11 @@ void run_explain(ExplainState& st) {
   s.residual = st.residual == "none" ? Residual::None : Residual::Half;
   if (st.methods.size() == 1 && st.methods[0] == "all") st.methods = method_names();
   std::vector<std::unique_ptr<ExplanationMethod>> methods;
-  bool gradients = false;
+  bool gradients = false, full_attention = false, head_mean = false;
   for (const auto& name : st.methods) {
     methods.push_back(make_method(name, s));
     gradients |= methods.back()->needs_gradients();
+    (methods.back()->uses_head_mean() ? head_mean : full_attention) = true;
   }
   if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1] (0 = no masks)");
 
@@ -117,7 +128,10 @@ void run_explain(ExplainState& st) {
       const int64_t predicted = c.num_classes > 0 ? cap.logits[b].argmax().item<int64_t>() : -1;
       const int64_t target = st.category >= 0 ? st.category : predicted;
       AttentionRecord record;
-      record.attention = image_layers(cap.attention, b);  // [L,H,N,N] of image b
+      // Only what the methods read: the full [L,H,N,N] stack, and/or its head mean [L,N,N] (converting 1/H of
+      // the data is most of what head-mean rollout saves).
+      if (full_attention) record.attention = image_layers(cap.attention, b);
+      if (head_mean) record.head_mean = image_layers_head_mean(cap.attention, b);
       if (gradients) {
         record.attention_grad = image_layers(cap.attention_grad, b);
         record.scores_grad = image_layers(cap.scores_grad, b);
@@ -135,7 +149,7 @@ void run_explain(ExplainState& st) {
         const auto tm = std::chrono::steady_clock::now();
         const Array map = m->explain(record);
         method_seconds[m->name()] += seconds_since(tm);
-        const Array mask = map.rank() == 3 ? head_mean(map) : map;
+        const Array mask = map.rank() == 3 ? mean_over_heads(map) : map;
         const std::string base = stem + "_" + m->name();
         files.emplace_back((out / (base + ".npy")).string(), encode_array(map, map.rank() == 3 ? DimNames{"head", "row", "col"} : DimNames{"row", "col"}, ".npy"));
         entry["outputs"][m->name()] = base + ".npy";
@@ -189,12 +203,15 @@ void add_explain_command(CLI::App& app, Action& action) {
   CLI::App* sub = app.add_subcommand(
       "explain",
       "Explain a ViT/DeiT model's decision on images: per image and method an overlay PNG, the patch map (.npy), one "
-      "CSV row (heatmaps.csv), summary.json and one HTML page (index.html) with every overlay side by side");
-  sub->add_option("images", st->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy")->required();
+      "CSV row (heatmaps.csv), summary.json and one HTML page (index.html) with every overlay side by side. With "
+      "--text/--texts, explain a BERT classifier's decision on texts instead: tokens shaded per method (HTML), "
+      "tokens.csv, summary.json, AttAttr tensors (.npy)");
+  sub->add_option("images", st->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy");
   add_model_options(sub, st->model);
   sub->add_option("--method", st->methods,
                   "Methods, comma-separated, or all: raw, rollout, grad-rollout, flow, flow-metzger, chefer, heads "
-                  "(default rollout). All methods share one forward (and one backward)")
+                  "(default rollout); for texts also attattr, blankout, input-x-gradient (not heads). All "
+                  "attention methods share one forward (and one backward)")
       ->delimiter(',');
   sub->add_option("--category", st->category, "Class to explain (default: the predicted class)")
       ->check(CLI::NonNegativeNumber);
@@ -216,6 +233,31 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("--threshold", st->threshold, "heads: also draw DINO mass-threshold masks at this share, e.g. 0.6");
   sub->add_option("-o,--output", st->output, "Output folder")->required();
   sub->add_flag("-q,--quiet", st->quiet, "No progress bar or summary lines");
+  auto* text = sub->add_option_group("Text (BERT classifiers)");
+  text->add_option("--text", st->text.texts, "A text to explain (repeatable); --model is then a BERT folder "
+                                             "(default: the bundled data/models/sentiment-bert)");
+  text->add_option("--texts", st->text.texts_file, "File with one text per line to explain");
+  text->add_option("--label", st->text.label, "Gold label of the text(s), for --target gold")
+      ->check(CLI::NonNegativeNumber);
+  text->add_option("--target", st->text.target,
+                   "Class AttAttr and the other methods explain: predicted (default) or gold (--label); "
+                   "--category overrides both")
+      ->check(CLI::IsMember({"predicted", "gold"}));
+  text->add_option("--steps", st->text.steps, "attattr: integration steps m (default 20, the paper's)");
+  text->add_option("--riemann", st->text.riemann,
+                   "attattr: right (default, the paper: alpha = k/m, k = 1..m) or left (the reference code: "
+                   "k = 0..m-1)")
+      ->check(CLI::IsMember({"right", "left"}));
+  text->add_option("--ig-batch", st->text.ig_batch, "attattr: alphas per forward/backward (default 0 = all m)")
+      ->check(CLI::NonNegativeNumber);
+  text->add_option("--blank-token", st->text.blank_token, "blankout: replacement token (default [MASK]; or [UNK])");
+  text->add_flag("--column-max", st->text.column_max,
+                 "raw/rollout/flow: maximum over all query rows instead of the [CLS] row (Abnar & Zuidema's SST "
+                 "script)");
+  text->add_flag("--save-attention", st->text.save_attention, "Also write each text's attention [L,H,T,T] (.npy)");
+  text->add_option("--max-length", st->text.model.max_length,
+                   "Tokens per text incl. [CLS]/[SEP]; longer texts are truncated with a warning")
+      ->check(CLI::NonNegativeNumber);
   sub->callback([st, &action] { action = [st] { run_explain(*st); }; });
 
   // `heads`: explain with the per-head method only, DINO's masks on by default.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/attention_commands.hpp"
+#include "cli/text_commands.hpp"
 #include "core/array.hpp"
 
 #ifndef ATTNLENS_VERSION
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
   attnlens::cli::add_demo_command(app, action);
   attnlens::cli::add_model_commands(app, action);
   attnlens::cli::add_explain_command(app, action);
+  attnlens::cli::add_tokenize_command(app, action);
+  attnlens::cli::add_text_commands(app, action);
 
   // Set last: CLI11 copies a parent's footer into subcommands created after it.
   app.footer(
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
       "  heads         DINO per-head attention maps and threshold masks (spec 7)\n"
       "Model commands: predict (classify), explain (overlays, maps, CSV, JSON, HTML for every method), capture\n"
       "  (save a model's attention stack for the attention methods).\n"
+      "Text: tokenize (BERT WordPiece tokens, ids and token types of a text or pair, as JSON).\n"
       "Examples: attnlens explain photo.jpg --model deit/ --method rollout,chefer -o out/\n"
       "          attnlens attention rollout attention.npy --query-row 0 --patches-only -o cls.npy\n"
       "Exit codes: 0 ok, 2 bad input or options (nothing written), 1 internal error.");

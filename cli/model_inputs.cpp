@@ -33,19 +33,24 @@ void add_model_options(CLI::App* app, ModelOptions& o) {
 namespace {
 
 std::string default_model_path() {
-  // The bundled model, found from the working directory or from the executable's source tree.
   if (const char* env = std::getenv("ATTNLENS_MODEL")) return env;
-  const fs::path here = "data/models/fmnist-vit";
-  if (fs::exists(here)) return here.string();
+  const std::string found = find_bundled("data/models/fmnist-vit");
+  if (found.empty()) throw InputError("no --model given and the bundled model data/models/fmnist-vit was not found");
+  return found;
+}
+
+}  // namespace
+
+std::string find_bundled(const std::string& relative) {
+  // From the working directory, else from the folders above the executable (a build folder inside the checkout).
+  if (fs::exists(relative)) return relative;
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec)
     for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
-      if (fs::exists(dir / "data/models/fmnist-vit")) return (dir / "data/models/fmnist-vit").string();
-  throw InputError("no --model given and the bundled model data/models/fmnist-vit was not found");
+      if (fs::exists(dir / relative)) return (dir / relative).string();
+  return "";
 }
-
-}  // namespace
 
 VisionTransformer load_model(const ModelOptions& o) {
   const std::string path = o.model.empty() ? default_model_path() : o.model;

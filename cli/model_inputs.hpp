@@ -25,6 +25,10 @@ struct ModelOptions {
 /// Adds --model, --device, --preset, --resize, --crop, --interpolation, --mean, --std, --image-size, --batch.
 void add_model_options(CLI::App* app, ModelOptions& options);
 
+/// Path of a bundled file or folder (e.g. "data/models/fmnist-vit") from the working directory or the checkout
+/// holding the executable; "" when not found.
+std::string find_bundled(const std::string& relative);
+
 /// Loads the model named by the options (InputError for a bad path, naming or device).
 VisionTransformer load_model(const ModelOptions& options);
 

@@ -1,5 +1,7 @@
 #include "explain/method.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -23,6 +25,7 @@ std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const Me
     for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
     throw InputError("unknown method '" + name + "' (known: " + known + ")");
   }
+  check_query_row_supported(name, s.query_row);
   return it->second(s);
 }
 
@@ -40,6 +43,21 @@ Array patch_map(const Array& matrix, int row, const TokenLayout& layout) {
   const double* r = matrix.data.data() + static_cast<size_t>(row) * n + layout.prefix;
   std::copy(r, r + layout.patches(), out.data.begin());
   return out;
+}
+
+Array column_max(const Array& matrix) {
+  const std::int64_t n = matrix.shape.back(), rows = matrix.size() / n;
+  Array out({n}, -std::numeric_limits<double>::infinity());
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < n; ++j) out.data[j] = std::max(out.data[j], matrix.data[i * n + j]);
+  return out;
+}
+
+void check_query_row_supported(const std::string& method, int query_row) {
+  if (query_row == kColumnMax && method != "raw" && method != "rollout" && method != "flow")
+    throw InputError("method " + method + " explains one query row; the column maximum over rows is offered for "
+                     "raw, rollout and flow only");
+  if (query_row < kColumnMax) throw InputError("--query-row must be >= 0");
 }
 
 Array patch_map_of_vector(const Array& vector, const TokenLayout& layout) {

@@ -14,15 +14,21 @@ namespace attnlens {
 
 /// What one forward (and backward) pass recorded for one image, as plain arrays.
 struct AttentionRecord {
-  Array attention;       ///< [L,H,N,N] post-softmax
+  Array attention;       ///< [L,H,N,N] post-softmax; may be empty when every method uses head_mean
+  /// [L,N,N] head mean of `attention`, filled by callers when a method reports uses_head_mean(); 1/H of the data
+  Array head_mean;
   Array attention_grad;  ///< [L,H,N,N] d(target logit)/dA; empty unless a method needs gradients
   Array scores_grad;     ///< [L,H,N,N] d(target logit)/d(scaled pre-softmax scores); same
   TokenLayout layout;
 };
 
 /// Settings shared by the methods; each reads the ones it has.
+/// MethodSettings::query_row value for the column-wise maximum over all query rows (raw, rollout and flow only):
+/// what Abnar & Zuidema's SST script correlates (spec 1.1, 3.1).
+constexpr int kColumnMax = -1;
+
 struct MethodSettings {
-  int query_row = 0;             ///< explained token (0 = CLS; 1 = distillation token of distilled DeiT)
+  int query_row = 0;             ///< explained token (0 = CLS; 1 = distillation token); kColumnMax: max over rows
   HeadFusion fusion = HeadFusion::Mean;
   double discard_ratio = 0.0;    ///< rollout; grad-rollout uses grad_discard_ratio
   double grad_discard_ratio = 0.9;
@@ -38,6 +44,8 @@ class ExplanationMethod {
   virtual ~ExplanationMethod() = default;
   virtual std::string name() const = 0;
   virtual bool needs_gradients() const { return false; }
+  /// True when the method reads only the head mean of the attention (AttentionRecord::head_mean) when present.
+  virtual bool uses_head_mean() const { return false; }
   /// Relevance of each patch, [grid_h, grid_w] ([H, grid_h, grid_w] for per-head methods), not rescaled.
   virtual Array explain(const AttentionRecord& record) const = 0;
 };
@@ -60,6 +68,11 @@ int resolve_layer(int layer, int layers);
 
 /// The patch part of row `row` of an [N,N] matrix, laid out as [grid_h, grid_w].
 Array patch_map(const Array& matrix, int row, const TokenLayout& layout);
+/// Column-wise maximum over the rows of an [N,N] matrix, [N].
+Array column_max(const Array& matrix);
+/// InputError unless the method supports settings.query_row (kColumnMax only for raw, rollout and flow).
+void check_query_row_supported(const std::string& method, int query_row);
+
 /// The same for an [N] vector.
 Array patch_map_of_vector(const Array& vector, const TokenLayout& layout);
 

@@ -16,6 +16,7 @@ class RawAttention : public ExplanationMethod {
     one.data = view.matrix(layer, 0);
     one.layers = 1;
     const Array fused = fuse_heads(one, s_.fusion);
+    if (s_.query_row == kColumnMax) return patch_map_of_vector(column_max(fused), r.layout);
     return patch_map(fused, s_.query_row, r.layout);
   }
 

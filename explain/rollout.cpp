@@ -1,4 +1,6 @@
 // Attention rollout (Abnar & Zuidema; vit-explain; Chefer's baseline): spec section 1, computed by core/rollout.
+#include <algorithm>
+
 #include "explain/method.hpp"
 
 namespace attnlens {
@@ -9,6 +11,7 @@ class Rollout : public ExplanationMethod {
  public:
   explicit Rollout(const MethodSettings& s) : s_(s) {}
   std::string name() const override { return "rollout"; }
+  bool uses_head_mean() const override { return s_.fusion == HeadFusion::Mean; }
   Array explain(const AttentionRecord& r) const override {
     RolloutOptions o;
     o.mode = s_.rollout_mode;
@@ -17,7 +20,17 @@ class Rollout : public ExplanationMethod {
     o.residual = s_.residual;
     o.start_layer = s_.start_layer;
     o.prefix_tokens = r.layout.prefix;
-    return patch_map_of_vector(rollout_row(AttentionView::of(r.attention), o, s_.query_row), r.layout);
+    // Mean fusion of the head-mean matrices (one "head") is the head mean itself.
+    const bool fused = uses_head_mean() && !r.head_mean.data.empty();
+    const AttentionView view = AttentionView::of(fused ? r.head_mean : r.attention);
+    if (s_.query_row == kColumnMax) {
+      const Array joint = rollout(view, o);
+      const std::int64_t n = joint.shape[2];
+      Array last({n, n});
+      std::copy(joint.data.end() - n * n, joint.data.end(), last.data.begin());
+      return patch_map_of_vector(column_max(last), r.layout);
+    }
+    return patch_map_of_vector(rollout_row(view, o, s_.query_row), r.layout);
   }
 
  private:

@@ -2,14 +2,12 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <sstream>
 
 #include "core/array.hpp"
 #include "io/safetensors.hpp"
+#include "models/checkpoint.hpp"
 
 namespace attnlens {
 
@@ -17,14 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
-  s << "]";
-  return s.str();
-}
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -146,17 +136,7 @@ class WeightSource {
   }
 
   torch::Tensor load(const std::string& stripped_name, const std::vector<std::int64_t>& shape) const {
-    const std::string& original = stripped_.at(stripped_name);
-    const TensorInfo& info = file_.at(original);
-    bool ok = info.shape.size() == shape.size();
-    for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || shape[i] == info.shape[i];
-    if (!ok)
-      throw InputError(file_name_ + ": tensor '" + original + "' has shape " + shape_text(info.shape) +
-                       ", expected " + shape_text(shape));
-    std::vector<float> values = file_.to_float(original);
-    for (float v : values)
-      if (!std::isfinite(v)) throw InputError(file_name_ + ": tensor '" + original + "' contains NaN or Inf");
-    return torch::from_blob(values.data(), info.shape, torch::kFloat32).clone();
+    return load_checked_tensor(file_, stripped_.at(stripped_name), shape, file_name_);
   }
 
   // Hugging Face stores Q, K and V separately; timm's qkv is the three stacked along the output dimension.
@@ -182,88 +162,27 @@ class WeightSource {
   std::map<std::string, std::string> stripped_;  // name without checkpoint prefixes -> name in the file
 };
 
-std::optional<json> read_config(const fs::path& path) {
-  if (!fs::exists(path)) return std::nullopt;
-  std::ifstream in(path);
-  try {
-    json j = json::parse(in);
-    if (!j.is_object()) throw InputError(path.string() + ": not a JSON object");
-    return j;
-  } catch (const json::exception& e) {
-    throw InputError(path.string() + ": invalid JSON: " + e.what());
-  }
-}
-
-template <typename T>
-void read_key(const json& j, const char* key, T& out, const std::string& where) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  try {
-    out = j[key].get<T>();
-  } catch (const json::exception&) {
-    throw InputError(where + ": '" + key + "' has the wrong type");
-  }
-}
-
 // config.json in attnlens' own keys (tools/train_fmnist_vit.py) or Hugging Face's.
 void apply_config(const json& j, VitConfig& c, const std::string& where) {
-  read_key(j, "num_heads", c.num_heads, where);
-  read_key(j, "num_attention_heads", c.num_heads, where);
-  read_key(j, "layer_norm_eps", c.layer_norm_eps, where);
-  if (j.contains("labels")) read_key(j, "labels", c.labels, where);
-  if (j.contains("id2label") && j["id2label"].is_object()) {
-    std::map<int, std::string> by_id;
-    for (const auto& [key, value] : j["id2label"].items()) {
-      try {
-        by_id[std::stoi(key)] = value.get<std::string>();
-      } catch (const std::exception&) {
-        throw InputError(where + ": id2label must map integer ids to names");
-      }
-    }
-    c.labels.clear();
-    for (const auto& [id, name] : by_id) {
-      if (id != static_cast<int>(c.labels.size())) throw InputError(where + ": id2label ids are not 0..C-1");
-      c.labels.push_back(name);
-    }
-  }
+  read_config_key(j, "num_heads", c.num_heads, where);
+  read_config_key(j, "num_attention_heads", c.num_heads, where);
+  read_config_key(j, "layer_norm_eps", c.layer_norm_eps, where);
+  read_config_labels(j, c.labels, where);
   if (j.contains("preprocess") && j["preprocess"].is_object()) {
     const json& p = j["preprocess"];
-    read_key(p, "preset", c.preprocess, where);
-    read_key(p, "mean", c.mean, where);
-    read_key(p, "std", c.std, where);
+    read_config_key(p, "preset", c.preprocess, where);
+    read_config_key(p, "mean", c.mean, where);
+    read_config_key(p, "std", c.std, where);
   } else {
-    read_key(j, "image_mean", c.mean, where);  // Hugging Face preprocessor_config.json keys, if merged in
-    read_key(j, "image_std", c.std, where);
+    read_config_key(j, "image_mean", c.mean, where);  // Hugging Face preprocessor_config.json keys, if merged in
+    read_config_key(j, "image_std", c.std, where);
   }
 }
 
 }  // namespace
 
-Array to_array(const torch::Tensor& tensor) {
-  const auto t = tensor.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  Array a(t.sizes().vec());
-  std::copy(t.data_ptr<double>(), t.data_ptr<double>() + t.numel(), a.data.begin());
-  return a;
-}
-
-Array image_layers(const std::vector<torch::Tensor>& per_layer, std::int64_t b) {
-  if (per_layer.empty()) return Array();
-  std::vector<std::int64_t> shape{static_cast<std::int64_t>(per_layer.size())};
-  const auto first = per_layer[0][b];
-  for (auto extent : first.sizes()) shape.push_back(extent);
-  Array a(shape);
-  const auto per = static_cast<size_t>(first.numel());
-  for (size_t l = 0; l < per_layer.size(); ++l) {
-    const auto t = per_layer[l][b].to(torch::kCPU, torch::kFloat32).contiguous();
-    const float* src = t.data_ptr<float>();
-    std::copy(src, src + per, a.data.begin() + l * per);
-  }
-  return a;
-}
-
 VisionTransformer VisionTransformer::load(const std::string& path, const torch::Device& device, int image_size) {
-  fs::path weights = path;
-  if (fs::is_directory(weights)) weights /= "model.safetensors";
-  if (!fs::exists(weights)) throw InputError("model not found: " + weights.string());
+  const fs::path weights = resolve_weights_path(path);
   const SafetensorsFile file = SafetensorsFile::open(weights.string());
   const WeightSource w(file, weights.string());
 
@@ -296,7 +215,7 @@ VisionTransformer VisionTransformer::load(const std::string& path, const torch::
   c.num_heads = c.embed_dim % 64 == 0 ? c.embed_dim / 64 : 0;  // timm's head width when nothing says otherwise
 
   const fs::path config_path = weights.parent_path() / "config.json";
-  if (const auto j = read_config(config_path)) apply_config(*j, c, config_path.string());
+  if (const auto j = read_config_json(config_path.string())) apply_config(*j, c, config_path.string());
   if (c.num_heads <= 0 || c.embed_dim % c.num_heads != 0)
     throw InputError(weights.string() + ": cannot tell the number of attention heads (embed dim " +
                      std::to_string(c.embed_dim) + "); put \"num_heads\" in config.json beside the weights");
@@ -356,8 +275,7 @@ VisionTransformer VisionTransformer::load(const std::string& path, const torch::
     c.image_height = c.image_width = image_size;
   }
 
-  if (device.is_cuda() && !torch::cuda::is_available())
-    throw InputError("--device cuda: this LibTorch build has no CUDA device available");
+  check_device(device);
   m.device_ = device;
   for (torch::Tensor* t : {&m.patch_w_, &m.patch_b_, &m.cls_token_, &m.dist_token_, &m.pos_embed_, &m.norm_w_,
                            &m.norm_b_, &m.head_w_, &m.head_b_, &m.head_dist_w_, &m.head_dist_b_})

@@ -8,16 +8,9 @@
 #include <vector>
 
 #include "core/array.hpp"
+#include "models/arrays.hpp"
 
 namespace attnlens {
-
-/// A tensor's values as a double Array of the same shape (copied to the CPU): the hand-over from the model layer
-/// to the LibTorch-free layers.
-Array to_array(const torch::Tensor& tensor);
-
-/// Image b of per-layer batch tensors ([B, ...] each, e.g. VitCapture::attention) as one double Array [L, ...],
-/// converted in a single pass (no stacked intermediate: this copy is most of what rollout costs beyond the model).
-Array image_layers(const std::vector<torch::Tensor>& per_layer, std::int64_t b);
 
 struct VitConfig {
   int image_height = 224, image_width = 224;  ///< input size the position embeddings are resampled to

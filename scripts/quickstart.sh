@@ -12,7 +12,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Build tools and libraries, plus what the tests use to cross-check (numpy, networkx, PyTorch/torchvision).
 # OpenBLAS: Debian's LibTorch calls the system BLAS, and the default reference BLAS is many times slower.
 packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
-          libtorch-dev libopencv-dev libopenblas0-openmp
+          libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev graphviz npm
           python3 python3-numpy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist)
 
 install_missing() {
@@ -39,6 +39,8 @@ build() {  # build DIR [cmake options...]
 }
 
 install_missing
+# The review sentences of the bundled text model (npm package sentiment@5.0.2; not committed, checked by sha256).
+bash "$root/tools/fetch_sentiment.sh"
 case "$job" in
   demo)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
@@ -47,7 +49,12 @@ case "$job" in
       --method all --threshold 0.6 -o "$root/out/demo/explain"
     # The attention-graph methods on a saved attention stack (no model needed).
     "$root/build/attnlens" demo -o "$root/out/demo/attention"
-    echo "== open $root/out/demo/explain/index.html"
+    # The bundled sentiment BERT: every text method on a few held-out sentences, and an attribution tree.
+    "$root/build/attnlens" explain --model "$root/data/models/sentiment-bert" --method all \
+      --texts "$root/data/models/sentiment-bert/demo_texts.txt" -o "$root/out/demo/text"
+    "$root/build/attnlens" tree --model "$root/data/models/sentiment-bert" \
+      "The food was not good at all, and the service was slow." -o "$root/out/demo/tree"
+    echo "== open $root/out/demo/explain/index.html, $root/out/demo/text/index.html and $root/out/demo/tree/tree.svg"
     ;;
   test)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
@@ -60,6 +67,7 @@ case "$job" in
   bench)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
     "$root/build/bench_flow"
+    "$root/build/bench_text"
     /usr/bin/python3 "$root/bench/run_model_bench.py" "$root/build"
     ;;
   *)

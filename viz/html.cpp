@@ -120,6 +120,15 @@ HtmlReport& HtmlReport::svg(const std::string& svg_markup, const std::string& ca
   return *this;
 }
 
+HtmlReport& HtmlReport::fragment(const std::string& markup) {
+  const std::string l = lower(markup);
+  for (const char* banned : {"<script", "<iframe", "<object", "<embed", "<link", "<img", "href=", "src=", "url("})
+    if (l.find(banned) != std::string::npos)
+      throw std::invalid_argument(std::string("HtmlReport::fragment must not contain ") + banned);
+  body_ += markup + "\n";
+  return *this;
+}
+
 HtmlReport& HtmlReport::table(const std::vector<std::string>& header, const std::vector<std::vector<TableCell>>& rows,
                               const std::string& caption) {
   for (std::size_t r = 0; r < rows.size(); ++r)

@@ -54,6 +54,9 @@ class HtmlReport {
   /// An inline <svg> element as viz/svg.hpp produces it, inserted as is. Throws std::invalid_argument when the
   /// string does not start with "<svg" or contains a <script or <foreignObject element.
   HtmlReport& svg(const std::string& svg_markup, const std::string& caption = "");
+  /// A fragment of markup made by attnlens' own viz functions (e.g. viz/text_highlight.hpp), inserted as is.
+  /// Throws std::invalid_argument when it holds anything that could run code or fetch a resource.
+  HtmlReport& fragment(const std::string& markup);
   /// A table; each row must have as many cells as the header. Throws std::invalid_argument otherwise.
   HtmlReport& table(const std::vector<std::string>& header, const std::vector<std::vector<TableCell>>& rows,
                     const std::string& caption = "");

@@ -2,31 +2,8 @@
 # End-to-end tests of the attnlens executable: outputs (shape, values, formats), exit codes, and that a failing run
 # leaves no output file. Run by CTest with ATTNLENS=<path to the binary>; uses /usr/bin/python3 with NumPy.
 set -euo pipefail
-
-: "${ATTNLENS:?set ATTNLENS to the attnlens executable}"
-ATTNLENS=$(cd "$(dirname "$ATTNLENS")" && pwd)/$(basename "$ATTNLENS")
-PY=${PYTHON:-/usr/bin/python3}
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok     $1"; }
-fail() {
-  failed=$((failed + 1))
-  echo "FAILED $1"
-  if [ $# -gt 1 ]; then printf '%s\n' "$2" | sed 's/^/       | /' | head -n 30; fi
-}
-
-# run ARGS...: runs attnlens, leaving stdout/stderr in $T/stdout, $T/stderr and the exit code in $RC.
-RC=0
-run() {
-  set +e
-  "$ATTNLENS" "$@" >"$T/stdout" 2>"$T/stderr"
-  RC=$?
-  set -e
-}
 
 # ok NAME ARGS...: expects exit code 0.
 ok() {
@@ -494,5 +471,4 @@ else
   fail "failing run leaves an existing output untouched (exit $RC)" "$(ls -A "$T/keep")"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

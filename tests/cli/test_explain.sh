@@ -6,26 +6,12 @@
 # - predicted classes and logits agree with the reference logits the training tool stored for the samples.
 # Env: ATTNLENS (binary), ATTNLENS_SOURCE (repository root). Prints "N passed, M failed".
 set -uo pipefail
-bin=${ATTNLENS:?set ATTNLENS to the attnlens binary}
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
+bin=$ATTNLENS
+py=$PY
+tmp=$T
 root=${ATTNLENS_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
 model=$root/data/models/fmnist-vit
-py=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...
-  local name=$1
-  shift
-  if "$@" >"$tmp/last.log" 2>&1; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    sed 's/^/     /' "$tmp/last.log" | tail -20
-  fi
-}
 
 samples=("$model"/samples/00_*.png "$model"/samples/01_*.png "$model"/samples/02_*.png)
 check "explain all methods" "$bin" explain "${samples[@]}" --model "$model" --method all --threshold 0.6 -q -o "$tmp/out"
@@ -118,5 +104,4 @@ assert np.abs(q - want).max() < 1e-6, np.abs(q - want).max()
 EOF2
 check "query patch outside the grid exits 2" bash -c "'$bin' query '$first' --model '$model' --query-patch 99,0 -o '$tmp/q2' 2>/dev/null; [ \$? -eq 2 ] && [ ! -e '$tmp/q2' ]"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -5,30 +5,7 @@
 # checked to work; the bad models are corrupted copies of it. Run by CTest with ATTNLENS=<path to the binary>; uses
 # /usr/bin/python3 with NumPy.
 set -euo pipefail
-
-: "${ATTNLENS:?set ATTNLENS to the attnlens executable}"
-ATTNLENS=$(cd "$(dirname "$ATTNLENS")" && pwd)/$(basename "$ATTNLENS")
-PY=${PYTHON:-/usr/bin/python3}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok     $1"; }
-fail() {
-  failed=$((failed + 1))
-  echo "FAILED $1"
-  if [ $# -gt 1 ]; then printf '%s\n' "$2" | sed 's/^/       | /' | head -n 30; fi
-}
-
-# run ARGS...: runs attnlens, leaving stdout/stderr in $T/stdout, $T/stderr and the exit code in $RC.
-RC=0
-run() {
-  set +e
-  "$ATTNLENS" "$@" >"$T/stdout" 2>"$T/stderr"
-  RC=$?
-  set -e
-}
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 
 # Output folder of the next error case: D=$T/errN (not created; attnlens must not create files in it).
 err_count=0
@@ -319,5 +296,4 @@ else
   fail "failing capture leaves an existing output untouched (exit $RC)" "$(ls -A "$T/keep"; cat "$T/stderr")"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
