@@ -12,7 +12,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Build tools and libraries, plus what the tests use to cross-check (numpy, networkx, PyTorch/torchvision).
 # OpenBLAS: Debian's LibTorch calls the system BLAS, and the default reference BLAS is many times slower.
 packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
-          libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev graphviz npm
+          libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev graphviz
           python3 python3-numpy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist)
 
 install_missing() {
@@ -20,6 +20,8 @@ install_missing() {
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # npm fetches the text data; any npm will do (Node.js from elsewhere conflicts with Debian's npm package).
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     echo "attnlens: these Debian packages are missing: ${missing[*]}" >&2
