@@ -1,5 +1,6 @@
 // Cost of explanations relative to the model pass they need, on one model, in one run:
 //   forward            logits only (what `predict` does)
+//   capture            forward keeping every layer's attention (no explanation) -> ratio to forward
 //   rollout            forward with attention capture + rollout per image      -> ratio to forward
 //   forward+backward   forward with capture + backward of the target logits (attention gradients retained)
 //   grad-rollout       forward+backward + gradient rollout per image            -> ratio to forward+backward
@@ -26,7 +27,7 @@ using attnlens::AttentionView;
 std::string g_model;
 int g_batch = 8;
 
-enum class Kind { Forward, Rollout, ForwardBackward, GradRollout, Chefer };
+enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer };
 
 void run(benchmark::State& state, Kind kind) {
   const auto model = attnlens::VisionTransformer::load(g_model);
@@ -39,8 +40,9 @@ void run(benchmark::State& state, Kind kind) {
       benchmark::DoNotOptimize(model.forward(images));
       continue;
     }
-    const bool grads = kind != Kind::Rollout;
+    const bool grads = kind != Kind::Rollout && kind != Kind::Capture;
     const auto cap = model.capture(images, grads ? predicted : std::vector<int64_t>{});
+    if (kind == Kind::Capture) continue;  // the pass that keeps every layer's attention, no explanation
     for (int64_t b = 0; b < g_batch && kind != Kind::ForwardBackward; ++b) {
       if (kind == Kind::Rollout) {  // as `explain --method rollout` runs it: the head mean converted, then rolled out
         const Array mean = attnlens::image_layers_head_mean(cap.attention, b);
@@ -75,6 +77,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
                   x->second / y->second);
     };
     std::printf("\nbatch %d, per batch:\n", g_batch);
+    ratio("capture", "forward");
     ratio("rollout", "forward");
     ratio("grad-rollout", "forward+backward");
     ratio("chefer", "forward+backward");
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--batch") g_batch = std::atoi(argv[i + 1]);
   torch::set_num_threads(1);  // one core, like the PyTorch baseline, so ratios do not depend on the machine's load
   const std::pair<const char*, Kind> cases[] = {{"forward", Kind::Forward},
+                                                {"capture", Kind::Capture},
                                                 {"rollout", Kind::Rollout},
                                                 {"forward+backward", Kind::ForwardBackward},
                                                 {"grad-rollout", Kind::GradRollout},
