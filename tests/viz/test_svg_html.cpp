@@ -17,6 +17,7 @@
 #include "viz/html.hpp"
 #include "viz/overlay.hpp"
 #include "viz/svg.hpp"
+#include "tests/support/strings.hpp"
 
 namespace attnlens {
 namespace {
@@ -25,11 +26,7 @@ namespace fs = std::filesystem;
 
 bool have_python() { return std::system("/usr/bin/python3 -c 'import xml.dom.minidom' >/dev/null 2>&1") == 0; }
 
-std::size_t count(const std::string& haystack, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1)) ++n;
-  return n;
-}
+using attnlens::test::count;
 
 class XmlFilesBase : public ::testing::Test {
  protected:

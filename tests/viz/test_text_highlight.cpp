@@ -14,17 +14,14 @@
 #include "core/attribution_tree.hpp"
 #include "viz/text_highlight.hpp"
 #include "viz/tree_dot.hpp"
+#include "tests/support/strings.hpp"
 
 namespace attnlens {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::size_t count(const std::string& haystack, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1)) ++n;
-  return n;
-}
+using attnlens::test::count;
 
 // Well-formedness through Python's XML parser (independent of our writer); skips without /usr/bin/python3.
 class XmlCheck : public ::testing::Test {
