@@ -218,24 +218,31 @@ class TextScorer {
   }
 
   struct Scores {
+    std::vector<double> probabilities;  ///< of every class, from the capture the attention methods share
+    std::int64_t target = -1;           ///< the class explained (the predicted one when score() got -1)
     std::map<std::string, std::vector<double>> by_method;
     Array attention;  ///< [L,H,T,T]
     Array attattr;    ///< [L,H,T,T] when attattr was asked for
   };
 
+  /// Scores for class `target`; a negative target explains the predicted class (known after the one capture).
   Scores score(const EncodedText& e, std::int64_t target, std::map<std::string, double>* seconds = nullptr) const {
     Scores out;
     const auto t0 = std::chrono::steady_clock::now();
     AttentionRecord record;
     record.layout = TokenLayout{0, 1, static_cast<int>(e.batch.length())};  // every token, [CLS]/[SEP] included
+    const BertCapture cap = gradients_ ? tm_.model.capture(e.batch, {target}, TargetKind::Logit)
+                                       : tm_.model.capture(e.batch);
+    record.attention = image_layers(cap.attention, 0);
     if (gradients_) {
-      const BertCapture cap = tm_.model.capture(e.batch, {target}, TargetKind::Logit);
-      record.attention = image_layers(cap.attention, 0);
       record.attention_grad = image_layers(cap.attention_grad, 0);
       record.scores_grad = image_layers(cap.scores_grad, 0);
-    } else {
-      record.attention = image_layers(tm_.model.capture(e.batch).attention, 0);
     }
+    out.probabilities = probabilities(cap.logits);
+    out.target = target >= 0 ? target
+                             : std::max_element(out.probabilities.begin(), out.probabilities.end()) -
+                                   out.probabilities.begin();
+    target = out.target;
     if (seconds) (*seconds)["forward_backward"] += seconds_since(t0);
     for (const auto& name : methods_) {
       if (name == "random") continue;
@@ -315,10 +322,11 @@ void run_explain_text(const TextExplainOptions& o, std::vector<std::string> meth
   std::map<std::string, double> seconds;
   for (size_t i = 0; i < encoded.size(); ++i) {
     const EncodedText& e = encoded[i];
-    const auto probs = probabilities(tm.model.forward(e.batch));
+    // -1: the predicted class, which the scorer's one capture tells.
+    const auto scores = scorer.score(e, category >= 0 ? category : o.target == "gold" ? o.label : -1, &seconds);
+    const auto& probs = scores.probabilities;
     const std::int64_t predicted = std::max_element(probs.begin(), probs.end()) - probs.begin();
-    const std::int64_t target = category >= 0 ? category : o.target == "gold" ? o.label : predicted;
-    const auto scores = scorer.score(e, target, &seconds);
+    const std::int64_t target = scores.target;
     std::ostringstream stem_stream;
     stem_stream << std::setw(3) << std::setfill('0') << i;
     const std::string stem = stem_stream.str();
@@ -744,7 +752,6 @@ void run_attack_words(const AttackWordsState& st) {
         variants.push_back(v);
       }
       const auto pred = predict_all(tm, variants);
-      correct[m][0] += clean[i] == texts.examples[i].label;
       for (int k = 1; k <= st.max_k; ++k) correct[m][static_cast<size_t>(k)] += pred[static_cast<size_t>(k - 1)] == texts.examples[i].label;
     }
     bar.update(static_cast<long long>(i + 1), static_cast<long long>(texts.encoded.size()));
@@ -766,9 +773,9 @@ void run_attack_words(const AttackWordsState& st) {
   std::vector<double> ks;
   for (int k = 0; k <= st.max_k; ++k) ks.push_back(k);
   for (const auto& m : methods) {
-    std::vector<double> acc;
+    std::vector<double> acc{accuracy_of(clean, texts.examples)};  // k = 0: the texts as they are
     for (int k = 0; k <= st.max_k; ++k) {
-      acc.push_back(correct[m][static_cast<size_t>(k)] / n);
+      if (k > 0) acc.push_back(correct[m][static_cast<size_t>(k)] / n);
       csv << m << "," << k << "," << fmt_number(acc.back()) << "\n";
     }
     result["accuracy"][m] = acc;

@@ -136,13 +136,11 @@ BertClassifier BertClassifier::load(const std::string& path, const torch::Device
     read_config_key(*j, "do_lower_case", c.do_lower_case, where);
     read_config_key(*j, "attention_mask_value", c.mask_value, where);
     read_config_labels(*j, c.labels, where);
-    int declared = -1;
-    for (const char* key : {"vocab_size", "hidden_size", "num_hidden_layers"}) {
-      declared = -1;
+    const std::pair<const char*, int> from_weights[] = {
+        {"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size}, {"num_hidden_layers", c.num_layers}};
+    for (const auto& [key, actual] : from_weights) {
+      int declared = -1;
       read_config_key(*j, key, declared, where);
-      const int actual = std::string(key) == "vocab_size"    ? c.vocab_size
-                         : std::string(key) == "hidden_size" ? c.hidden_size
-                                                             : c.num_layers;
       if (declared >= 0 && declared != actual)
         throw InputError(where + ": " + key + " is " + std::to_string(declared) + " but the weights have " +
                          std::to_string(actual));
@@ -250,7 +248,7 @@ torch::Tensor BertClassifier::forward_from(const torch::Tensor& hidden, const to
         throw InputError("the replacement attention must be [" + std::to_string(B) + "," + std::to_string(H) + "," +
                          std::to_string(T) + "," + std::to_string(T) + "]");
       probs = iv.replaced_attention;
-      scores = torch::zeros_like(probs);
+      if (capture != nullptr) scores = torch::zeros_like(probs);  // no scores here; keeps capture's per-layer lists
     } else {
       const auto q = split(torch::linear(x, k.q_w, k.q_b));
       const auto key = split(torch::linear(x, k.k_w, k.k_b));
