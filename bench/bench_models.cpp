@@ -5,6 +5,8 @@
 //   forward+backward   forward with capture + backward of the target logits (attention gradients retained)
 //   grad-rollout       forward+backward + gradient rollout per image            -> ratio to forward+backward
 //   chefer             forward+backward + Chefer relevance per image            -> ratio to forward+backward
+//   forward-occlusion  one batch of patches + 1 images (197 for DeiT-tiny), logits only
+//   blankout           blank-out of one image (spec 8.1): builds those images and runs them -> ratio to the above
 // Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]. bench/run_model_bench.py creates a DeiT-tiny
 // shaped model, runs this, and times the same model in PyTorch eager for the predict comparison.
 #include <benchmark/benchmark.h>
@@ -17,6 +19,7 @@
 
 #include "core/gradient_methods.hpp"
 #include "core/rollout.hpp"
+#include "eval/perturbation.hpp"
 #include "models/vit.hpp"
 
 namespace {
@@ -27,7 +30,7 @@ using attnlens::AttentionView;
 std::string g_model;
 int g_batch = 8;
 
-enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer };
+enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut };
 
 void run(benchmark::State& state, Kind kind) {
   const auto model = attnlens::VisionTransformer::load(g_model);
@@ -35,6 +38,20 @@ void run(benchmark::State& state, Kind kind) {
   torch::manual_seed(0);
   const auto images = torch::randn({g_batch, 3, c.image_height, c.image_width});
   const std::vector<int64_t> predicted(static_cast<size_t>(g_batch), -1);
+  if (kind == Kind::ForwardOcclusion || kind == Kind::BlankOut) {
+    // Blank-out against the same number of images in one forward batch, built beforehand (not timed).
+    const int64_t count = c.grid_h() * c.grid_w() + 1;
+    const auto batch = images[0].unsqueeze(0).repeat({count, 1, 1, 1});
+    for (auto _ : state) {
+      if (kind == Kind::ForwardOcclusion)
+        benchmark::DoNotOptimize(model.forward(batch));
+      else
+        benchmark::DoNotOptimize(attnlens::blank_out(model, images[0], 0, {}, static_cast<int>(count)).data.data());
+    }
+    state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(count) * state.iterations(),
+                                                        benchmark::Counter::kIsRate);
+    return;
+  }
   for (auto _ : state) {
     if (kind == Kind::Forward) {
       benchmark::DoNotOptimize(model.forward(images));
@@ -81,6 +98,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ratio("rollout", "forward");
     ratio("grad-rollout", "forward+backward");
     ratio("chefer", "forward+backward");
+    ratio("blankout", "forward-occlusion");
     const auto f = millis_.find("forward");
     if (f != millis_.end()) std::printf("forward_ms_per_image %.4f\n", f->second / g_batch);
   }
@@ -106,7 +124,9 @@ int main(int argc, char** argv) {
                                                 {"rollout", Kind::Rollout},
                                                 {"forward+backward", Kind::ForwardBackward},
                                                 {"grad-rollout", Kind::GradRollout},
-                                                {"chefer", Kind::Chefer}};
+                                                {"chefer", Kind::Chefer},
+                                                {"forward-occlusion", Kind::ForwardOcclusion},
+                                                {"blankout", Kind::BlankOut}};
   for (const auto& [name, kind] : cases)
     benchmark::RegisterBenchmark(name, run, kind)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   RatioReporter reporter;

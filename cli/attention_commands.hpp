@@ -115,6 +115,11 @@ void add_demo_command(CLI::App& app, Action& action);
 void add_model_commands(CLI::App& app, Action& action);
 void add_explain_command(CLI::App& app, Action& action);
 
+/// Registers `evaluate` (cli/evaluate_command.cpp): faithfulness metrics over an image data set.
+void add_evaluate_command(CLI::App& app, Action& action);
+/// Registers `fgsm` under the `attack` group (cli/attack_fgsm_command.cpp).
+void add_attack_fgsm_command(CLI::App& attack, Action& action);
+
 /// Registers `tokenize` (cli/tokenize_command.cpp): BERT WordPiece encodings as JSON.
 void add_tokenize_command(CLI::App& app, Action& action);
 

@@ -144,7 +144,7 @@ void run_explain(ExplainState& st) {
       // Small inputs (the bundled 56x56 canvases) are shown larger; the PNG files keep the model's resolution.
       const int display_width = images[i].rgb.empty() || images[i].rgb.cols >= 160 ? 0 : 160;
       if (!images[i].rgb.empty())
-        figures.push_back({png_data_uri(images[i].rgb), "input: " + label_of(c, predicted), display_width});
+        figures.push_back({png_data_uri(rgb_to_bgr(images[i].rgb)), "input: " + label_of(c, predicted), display_width});
       for (const auto& m : methods) {
         const auto tm = std::chrono::steady_clock::now();
         const Array map = m->explain(record);

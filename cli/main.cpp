@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   attnlens::cli::add_demo_command(app, action);
   attnlens::cli::add_model_commands(app, action);
   attnlens::cli::add_explain_command(app, action);
+  attnlens::cli::add_evaluate_command(app, action);
   attnlens::cli::add_tokenize_command(app, action);
   attnlens::cli::add_text_commands(app, action);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/attention_commands.hpp"
+#include "io/datasets.hpp"
 #include "io/image.hpp"
 #include "models/vit.hpp"
 
@@ -50,6 +51,23 @@ ModelImage load_model_image(const std::string& path, const Preprocess& preproces
 
 /// Stacks tensors [3,H,W] into [B,3,H,W].
 torch::Tensor stack_batch(const std::vector<ModelImage>& images, size_t begin, size_t end);
+
+/// Opens --data for the model: class folders are matched to the model's labels; --limit/--shuffle/--seed applied.
+ImageDataset open_model_dataset(const std::string& spec, const VitConfig& config, std::size_t limit, bool shuffle,
+                                std::uint64_t seed);
+
+/// One data-set item ready for the model, its object box (if any) carried through the resize and crop into
+/// model-input pixels: [x0, y0, x1, y1), widened to whole pixels and clipped to the input.
+struct DatasetImage {
+  ModelImage image;
+  int label = -1;
+  std::optional<std::array<int, 4>> box;
+};
+DatasetImage load_dataset_image(const ImageDataset& data, std::size_t index, const Preprocess& preprocess,
+                                const VitConfig& config);
+
+/// An 8-bit RGB picture in OpenCV's BGR order, for encode_png and the overlays' outputs.
+cv::Mat rgb_to_bgr(const cv::Mat& rgb);
 
 /// Display name of class `c` ("3" when the model has no labels).
 std::string label_of(const VitConfig& config, std::int64_t c);

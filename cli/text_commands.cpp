@@ -850,6 +850,7 @@ void add_text_commands(CLI::App& app, Action& action) {
 
   CLI::App* attack = app.add_subcommand("attack", "Attacks that test whether explanations point at what matters");
   attack->require_subcommand(1);
+  add_attack_fgsm_command(*attack, action);
   auto aw = std::make_shared<AttackWordsState>();
   CLI::App* words = attack->add_subcommand(
       "words",

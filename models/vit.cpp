@@ -334,6 +334,10 @@ torch::Tensor VisionTransformer::forward(const torch::Tensor& images) const {
   return run(images.to(device_), nullptr);
 }
 
+torch::Tensor VisionTransformer::differentiable_forward(const torch::Tensor& images) const {
+  return run(images.to(device_), nullptr);
+}
+
 VitCapture VisionTransformer::capture(const torch::Tensor& images, const std::vector<std::int64_t>& targets) const {
   VitCapture cap;
   const bool gradients = !targets.empty();

@@ -57,6 +57,8 @@ class VisionTransformer {
 
   /// Logits [B, C] for images [B, 3, H, W] (already normalised), without recording anything.
   torch::Tensor forward(const torch::Tensor& images) const;
+  /// The same logits with autograd recording, so a loss can be differentiated with respect to the input (attacks).
+  torch::Tensor differentiable_forward(const torch::Tensor& images) const;
 
   /// One forward pass recording every layer's attention; with `targets` (one class per image, negative = the
   /// predicted class) also one backward pass of sum_b logits[b, targets[b]] recording the attention, score and

@@ -9,11 +9,13 @@ job=${1:-demo}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# Build tools and libraries, plus what the tests use to cross-check (numpy, networkx, PyTorch/torchvision).
+# Build tools and libraries, plus what the tests use to cross-check (numpy, networkx, PyTorch/torchvision) and to
+# open the HTML reports in headless Chromium (driven over the DevTools protocol with python3-websocket).
 # OpenBLAS: Debian's LibTorch calls the system BLAS, and the default reference BLAS is many times slower.
 packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
-          libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev graphviz
-          python3 python3-numpy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist)
+          libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev zlib1g-dev graphviz
+          python3 python3-numpy python3-scipy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist
+          chromium python3-websocket)
 
 install_missing() {
   local missing=()

@@ -9,9 +9,7 @@ the PyTorch VisionTransformer of tools/train_fmnist_vit.py loaded with the same 
 
 Usage: gradients_vs_pytorch.py PATH/TO/attnlens REPO_ROOT. Prints "N passed, M failed".
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -20,32 +18,13 @@ import numpy as np
 import torch
 
 binary, root = sys.argv[1], sys.argv[2]
-sys.path.insert(0, os.path.join(root, "tools"))
-import train_fmnist_vit as reference  # noqa: E402  (the training tool's model: an independent implementation)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bundled_vit import load_bundled_model  # noqa: E402  (the training tool's model: an independent implementation)
 
 model_dir = os.path.join(root, "data", "models", "fmnist-vit")
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        size = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(size))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        assert info["dtype"] == "F32"
-        out[name] = torch.from_numpy(np.frombuffer(data[begin:end], dtype="<f4").reshape(info["shape"]).copy())
-    return out
-
-
-config = json.load(open(os.path.join(model_dir, "config.json")))
-model = reference.VisionTransformer(config["image_size"], config["patch_size"], config["embed_dim"], config["depth"],
-                                    config["num_heads"], config["mlp_ratio"], config["num_classes"])
-model.load_state_dict(read_safetensors(os.path.join(model_dir, "model.safetensors")))
-model.eval()
+model, config, reference = load_bundled_model(root)
 
 # Record (and optionally perturb) each layer's post-softmax attention, as attnlens sees it.
 recorded, perturbation = [], {}

@@ -1,0 +1,238 @@
+// `attnlens evaluate`: how faithful each explanation method is over a data set (eval/image_evaluation.hpp), with a
+// per-image CSV that grows as the run goes (--resume continues it), summary tables and one report.html.
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/model_inputs.hpp"
+#include "eval/evaluation_report.hpp"
+#include "eval/evaluation_table.hpp"
+#include "eval/image_evaluation.hpp"
+#include "io/atomic_file.hpp"
+
+namespace attnlens::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EvaluateState {
+  ModelOptions model;
+  std::string data;
+  std::vector<std::string> methods{"raw", "rollout", "grad-rollout", "flow", "chefer"};
+  std::vector<std::string> baselines{"random", "centre"};
+  std::string metrics = "all";
+  std::size_t limit = 0;
+  bool shuffle = false;
+  std::uint64_t seed = 0;
+  int threads = 0;
+  int gallery = 4;
+  bool resume = false;
+  bool quiet = false;
+  std::string output;
+};
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+/// Sets LibTorch's threads: --threads N, or every core when 0 (Debian's LibTorch starts with one on some machines).
+void apply_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+void run_evaluate(const EvaluateState& st) {
+  if (st.output.empty()) throw InputError("-o DIR is required");
+  if (st.data.empty()) throw InputError("--data is required");
+  EvaluationPlan plan;
+  plan.methods = st.methods;
+  if (plan.methods.size() == 1 && plan.methods[0] == "all") plan.methods = {"raw", "rollout", "grad-rollout", "flow",
+                                                                            "flow-metzger", "chefer"};
+  plan.baselines = st.baselines.size() == 1 && st.baselines[0] == "none" ? std::vector<std::string>{} : st.baselines;
+  plan.metrics = EvaluationMetrics::parse(st.metrics);
+  plan.seed = st.seed;
+  plan.batch = st.model.batch;
+  apply_threads(st.threads);
+
+  const VisionTransformer model = load_model(st.model);
+  const VitConfig& c = model.config();
+  const Preprocess pre = resolve_preprocess(st.model, c);
+  InputSpace space;
+  space.mean = pre.mean;
+  space.std = pre.std;
+  const ImageEvaluator evaluator(model, space, plan);
+  const ImageDataset data = open_model_dataset(st.data, c, st.limit, st.shuffle, st.seed);
+  if (plan.metrics.localization && !data.has_boxes() && st.metrics != "all")
+    throw InputError("--metrics localization needs boxes; " + st.data + " has none (use the canvas set)");
+
+  // The run's identity: a resumed run must continue the same one.
+  const nlohmann::json run{{"model", st.model.model.empty() ? "bundled fmnist-vit" : st.model.model},
+                           {"data", st.data},
+                           {"images", data.size()},
+                           {"shuffle", st.shuffle},
+                           {"seed", st.seed},
+                           {"methods", plan.methods},
+                           {"baselines", plan.baselines},
+                           {"metrics", st.metrics}};
+  const fs::path out = st.output;
+  const fs::path table = out / "per_image.csv", run_file = out / "run.json";
+  std::vector<ImageScores> done;
+  if (st.resume && fs::exists(table)) {
+    std::ifstream in(run_file);
+    nlohmann::json previous;
+    try {
+      in >> previous;
+    } catch (const std::exception&) {
+      throw InputError(run_file.string() + ": missing or unreadable; cannot resume this folder");
+    }
+    if (previous != run)
+      throw InputError("--resume: " + run_file.string() + " describes another run (" + previous.dump() +
+                       "); use the same options or another -o");
+    std::size_t complete = 0;
+    done = read_evaluation_csv(table.string(), evaluator.row_names(), &complete);
+    fs::resize_file(table, complete);  // drop a block cut short by the interruption
+  } else {
+    fs::create_directories(out);
+    write_file_atomic(run_file.string(), run.dump(2));
+    write_file_atomic(table.string(), evaluation_csv_header(evaluator.row_names()));
+  }
+  std::vector<char> finished(data.size(), 0);
+  for (const auto& im : done)
+    if (im.index < finished.size()) finished[im.index] = 1;
+
+  std::ofstream append(table, std::ios::app | std::ios::binary);
+  if (!append) throw InputError(table.string() + ": cannot append");
+  ProgressBar bar("evaluate", "images", !st.quiet);
+  std::size_t count = done.size();
+  bar.update(static_cast<long long>(count), static_cast<long long>(data.size()));
+  std::vector<EvaluationImage> pending;
+  const auto flush = [&] {
+    evaluator.evaluate(pending, [&](const ImageScores& scores) {
+      append << evaluation_csv_rows(scores);
+      append.flush();  // an interrupted run keeps every finished image
+      done.push_back(scores);
+      bar.update(static_cast<long long>(++count), static_cast<long long>(data.size()));
+    });
+    pending.clear();
+  };
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    if (finished[i]) continue;
+    DatasetImage d = load_dataset_image(data, i, pre, c);
+    pending.push_back({i, d.image.path, d.image.tensor, d.label, d.box});
+    flush();
+  }
+  if (!pending.empty()) flush();
+  bar.finish();
+  if (!append) throw InputError(table.string() + ": write failed");
+  append.close();
+
+  std::sort(done.begin(), done.end(), [](const ImageScores& a, const ImageScores& b) { return a.index < b.index; });
+  const EvaluationSummary summary = summarise(done, evaluator.row_names());
+
+  // The gallery: the first few images again (cheap), with every row's map.
+  std::vector<GalleryEntry> gallery;
+  {
+    EvaluationPlan light = plan;
+    light.metrics = EvaluationMetrics{plan.metrics.blankout, false, false, false, false, false};
+    const ImageEvaluator painter(model, space, light);
+    std::vector<EvaluationImage> first;
+    std::vector<cv::Mat> pictures;
+    for (std::size_t i = 0; i < data.size() && static_cast<int>(first.size()) < st.gallery; ++i) {
+      DatasetImage d = load_dataset_image(data, i, pre, c);
+      if (d.image.rgb.empty()) continue;
+      pictures.push_back(d.image.rgb);
+      first.push_back({i, d.image.path, d.image.tensor, d.label, d.box});
+    }
+    const auto scored = painter.evaluate(first);
+    for (std::size_t g = 0; g < scored.size(); ++g) {
+      GalleryEntry e;
+      e.rgb = pictures[g];
+      e.caption = fs::path(scored[g].id).filename().string() + ": " + label_of(c, scored[g].predicted) +
+                  (scored[g].label >= 0 ? " (true: " + label_of(c, scored[g].label) + ")" : "");
+      for (std::size_t r = 0; r < scored[g].maps.size(); ++r)
+        e.maps.emplace_back(painter.row_names()[r], scored[g].maps[r]);
+      gallery.push_back(std::move(e));
+    }
+  }
+
+  nlohmann::json js{{"run", run}, {"images", summary.images}, {"rows", nlohmann::json::array()}};
+  js["accuracy"] = std::isfinite(summary.accuracy) ? nlohmann::json(summary.accuracy) : nlohmann::json();
+  js["curve_fractions"] = curve_fractions();
+  js["perturbation_fractions"] = perturbation_fractions();
+  for (const RowSummary& r : summary.rows) {
+    nlohmann::json row{{"method", r.method}};
+    for (const auto& [name, m] : r.scalars) {
+      if (m.count == 0) continue;
+      row[name] = {{"mean", m.mean}, {"std", m.std}, {"count", m.count}};
+    }
+    row["deletion_curve"] = r.deletion_curve;
+    row["insertion_curve"] = r.insertion_curve;
+    row["positive_accuracy"] = r.positive_accuracy;
+    row["negative_accuracy"] = r.negative_accuracy;
+    row["spearman_vs"] = nlohmann::json::object();
+    for (std::size_t j = 0; j < r.spearman_vs.size(); ++j) row["spearman_vs"][summary.row_names[j]] = r.spearman_vs[j];
+    js["rows"].push_back(row);
+  }
+  std::string settings = "model: " + run["model"].get<std::string>() + "\ndata: " + st.data + " (" +
+                         std::to_string(summary.images) + " images" + (st.shuffle ? ", shuffled" : "") +
+                         ")\nmethods: " + joined(plan.methods) + "\nbaselines: " + joined(plan.baselines) +
+                         "\nmetrics: " + st.metrics;
+  write_file_atomic((out / "summary.csv").string(), summary_csv(summary));
+  write_file_atomic((out / "summary.json").string(), js.dump(2));
+  write_file_atomic((out / "report.html").string(), evaluation_report_html(summary, settings, gallery));
+  if (!st.quiet) {
+    std::cout << "evaluated " << summary.images << " image(s); mean over images:\n";
+    std::printf("%-14s %10s %10s %10s %10s %10s %10s\n", "method", "rho-blank", "top-10%", "deletion", "insertion",
+                "pointing", "ms");
+    for (const RowSummary& r : summary.rows) {
+      const auto v = [&](const char* k) { return r.scalars.at(k).count ? r.scalars.at(k).mean : NAN; };
+      std::printf("%-14s %10.3f %10.3f %10.3f %10.3f %10.3f %10.2f\n", r.method.c_str(), v("spearman_blankout"),
+                  v("top_overlap_blankout"), v("deletion_auc"), v("insertion_auc"), v("pointing_hit"),
+                  v("milliseconds"));
+    }
+    std::cout << "outputs written to " << out.string() << " (open report.html)" << std::endl;
+  }
+}
+
+}  // namespace
+
+void add_evaluate_command(CLI::App& app, Action& action) {
+  auto st = std::make_shared<EvaluateState>();
+  st->model.batch = 64;
+  CLI::App* cmd = app.add_subcommand(
+      "evaluate",
+      "How faithful are the explanations? Over a data set, each method's patch map is compared with blank-out "
+      "(Spearman, top-10% overlap), scored by deletion/insertion curves and positive/negative perturbation, and, on "
+      "data with boxes (the canvas set), by localisation; with random and centre-prior baselines and each method's "
+      "cost. Writes per_image.csv (grows as the run goes; --resume continues it), summary.csv, summary.json and "
+      "report.html");
+  add_model_options(cmd, st->model);
+  cmd->add_option("--data", st->data,
+                  "Images: 'canvas' (the bundled model's Fashion-MNIST canvas set, with boxes), a folder with "
+                  "samples.json (boxes), an IDX file or folder, a folder of class folders, or a folder of images")
+      ->required();
+  cmd->add_option("--methods", st->methods, "Methods to score (comma list, or all)")->delimiter(',');
+  cmd->add_option("--baselines", st->baselines, "Baselines scored like methods: random, centre, or none")
+      ->delimiter(',');
+  cmd->add_option("--metrics", st->metrics,
+                  "blankout, deletion, insertion, positive, negative, localization (comma list) or all; "
+                  "localization is skipped on data without boxes unless asked for");
+  cmd->add_option("--limit", st->limit, "Only the first N images (after --shuffle); 0 = all");
+  cmd->add_flag("--shuffle", st->shuffle, "Shuffle the data set first (with --seed)");
+  cmd->add_option("--seed", st->seed, "Seed of --shuffle and of the random baseline (default 0)");
+  cmd->add_option("--threads", st->threads, "LibTorch threads (default: every core)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--gallery", st->gallery, "Images shown with every map in report.html (default 4)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--resume", st->resume, "Continue the run in -o DIR where it stopped (same options)");
+  cmd->add_flag("-q,--quiet", st->quiet, "No progress bar or summary on the terminal");
+  cmd->add_option("-o,--output", st->output, "Output folder")->required();
+  cmd->callback([st, &action] { action = [st] { run_evaluate(*st); }; });
+}
+
+}  // namespace attnlens::cli

@@ -1,0 +1,155 @@
+#include "eval/evaluation_report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include <opencv2/imgproc.hpp>
+
+#include "viz/html.hpp"
+#include "viz/overlay.hpp"
+#include "viz/svg.hpp"
+
+namespace attnlens {
+
+std::string mean_pm_std(const MeanStd& m) {
+  if (m.count == 0) return "\u2013";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f \u00b1 %.3f", m.mean, m.std);
+  return buf;
+}
+
+cv::Mat gallery_overlay(const cv::Mat& rgb, const Array& map) {
+  Array m = map;
+  const auto [lo, hi] = std::minmax_element(m.data.begin(), m.data.end());
+  const double a = *lo, b = *hi;
+  for (double& v : m.data) v = b > a ? (v - a) / (b - a) : 0.0;
+  return overlay_vit_explain(rgb, m);
+}
+
+namespace {
+
+// Scalars shown in the summary table, with their headings; a column appears only when some row has values.
+const std::vector<std::pair<std::string, std::string>>& table_columns() {
+  static const std::vector<std::pair<std::string, std::string>> c{
+      {"spearman_blankout", "Spearman vs blank-out"}, {"top_overlap_blankout", "top-10% overlap"},
+      {"deletion_auc", "deletion AUC (lower is better)"}, {"insertion_auc", "insertion AUC (higher is better)"},
+      {"positive_auc", "positive perturbation AUC (lower is better)"},
+      {"negative_auc", "negative perturbation AUC (higher is better)"}, {"pointing_hit", "pointing game"},
+      {"mass_in_box", "mass in box"}, {"milliseconds", "ms per image"}};
+  return c;
+}
+
+void curve_plot(HtmlReport& page, const EvaluationSummary& s, const std::string& title, const std::string& x_label,
+                const std::string& y_label, const std::vector<double>& x, std::vector<double> RowSummary::*member) {
+  PlotOptions o;
+  o.title = title;
+  o.x_label = x_label;
+  o.y_label = y_label;
+  o.width = 560;
+  o.height = 360;
+  o.y_min = 0.0;
+  Plot plot(o);
+  bool any = false;
+  for (const RowSummary& row : s.rows) {
+    const std::vector<double>& y = row.*member;
+    if (y.size() != x.size()) continue;
+    plot.line(row.method, x, y, {}, true);
+    any = true;
+  }
+  if (any) page.svg(plot.svg(), title);
+}
+
+}  // namespace
+
+std::string evaluation_report_html(const EvaluationSummary& s, const std::string& settings,
+                                   const std::vector<GalleryEntry>& gallery) {
+  HtmlReport page("attnlens evaluate");
+  page.section("Faithfulness of the explanations");
+  char line[160];
+  std::snprintf(line, sizeof line, "%zu images", s.images);
+  std::string intro = line;
+  if (std::isfinite(s.accuracy)) {
+    std::snprintf(line, sizeof line, "; top-1 accuracy of the model on them %.1f%%", 100.0 * s.accuracy);
+    intro += line;
+  }
+  page.paragraph(intro + ". Mean \u00b1 standard deviation over images. Blank-out: each patch set to black before "
+                         "normalisation, drop of the predicted class's probability (spec 8.1). Deletion/insertion: "
+                         "probability of the predicted class as patches are removed from the image or restored onto "
+                         "black, most relevant first. Positive/negative perturbation: top-1 accuracy as the most / "
+                         "least relevant 10-90% of pixels are blacked out (spec 8.2). Localisation: the top patch "
+                         "inside the object's box, and the share of relevance inside it.");
+  page.preformatted(settings);
+  std::vector<std::string> header{"method"};
+  std::vector<std::string> shown;
+  for (const auto& [key, heading] : table_columns()) {
+    const bool any = std::any_of(s.rows.begin(), s.rows.end(),
+                                 [&](const RowSummary& r) { return r.scalars.at(key).count > 0; });
+    if (!any) continue;
+    shown.push_back(key);
+    header.push_back(heading);
+  }
+  std::vector<std::vector<TableCell>> rows;
+  for (const RowSummary& r : s.rows) {
+    std::vector<TableCell> row{r.method};
+    for (const auto& key : shown) row.emplace_back(mean_pm_std(r.scalars.at(key)));
+    rows.push_back(std::move(row));
+  }
+  page.table(header, rows, "Summary (baselines: random maps and a centre prior; blank-out itself as an oracle row)");
+
+  page.section("Curves");
+  std::vector<double> fractions = curve_fractions(), steps = perturbation_fractions();
+  curve_plot(page, s, "Deletion", "share of patches removed", "p(predicted class)", fractions,
+             &RowSummary::deletion_curve);
+  curve_plot(page, s, "Insertion", "share of patches restored", "p(predicted class)", fractions,
+             &RowSummary::insertion_curve);
+  curve_plot(page, s, "Positive perturbation", "share of pixels blacked out (most relevant first)", "top-1 accuracy",
+             steps, &RowSummary::positive_accuracy);
+  curve_plot(page, s, "Negative perturbation", "share of pixels blacked out (least relevant first)",
+             "top-1 accuracy", steps, &RowSummary::negative_accuracy);
+
+  page.section("Spearman correlation between methods");
+  std::vector<std::string> matrix_header{""};
+  for (const auto& n : s.row_names) matrix_header.push_back(n);
+  std::vector<std::vector<TableCell>> matrix;
+  for (const RowSummary& r : s.rows) {
+    std::vector<TableCell> row{r.method};
+    for (std::size_t j = 0; j < s.row_names.size(); ++j)
+      row.emplace_back(j < r.spearman_vs.size() ? TableCell(r.spearman_vs[j]) : TableCell("\u2013"));
+    matrix.push_back(std::move(row));
+  }
+  page.table(matrix_header, matrix, "Mean over images of the per-image Spearman correlation of the patch maps");
+
+  std::vector<std::string> names;
+  std::vector<double> cost;
+  for (const RowSummary& r : s.rows) {
+    const MeanStd& m = r.scalars.at("milliseconds");
+    if (m.count == 0) continue;
+    names.push_back(r.method);
+    cost.push_back(m.mean);
+  }
+  if (!names.empty()) {
+    PlotOptions o;
+    o.title = "Cost per image";
+    o.y_label = "milliseconds";
+    o.width = 560;
+    o.height = 320;
+    o.legend = false;
+    page.svg(svg_bar_chart(names, {{"ms", cost}}, o), "Mean cost per image, model passes included");
+  }
+
+  if (!gallery.empty()) {
+    page.section("Gallery");
+    for (const GalleryEntry& g : gallery) {
+      const int width = g.rgb.cols >= 160 ? 0 : 160;
+      cv::Mat bgr;
+      cv::cvtColor(g.rgb, bgr, cv::COLOR_RGB2BGR);  // PNG encoding takes OpenCV's channel order
+      std::vector<HtmlFigure> figures{{png_data_uri(bgr), g.caption, width}};
+      for (const auto& [name, map] : g.maps) figures.push_back({png_data_uri(gallery_overlay(g.rgb, map)), name, width});
+      page.images(figures);
+    }
+  }
+  return page.html();
+}
+
+}  // namespace attnlens

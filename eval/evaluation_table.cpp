@@ -1,0 +1,231 @@
+#include "eval/evaluation_table.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace attnlens {
+
+namespace {
+
+const std::vector<std::string>& scalar_columns() {
+  static const std::vector<std::string> c{"milliseconds",   "spearman_blankout", "top_overlap_blankout",
+                                          "deletion_auc",   "insertion_auc",     "positive_auc",
+                                          "negative_auc",   "pointing_hit",      "mass_in_box"};
+  return c;
+}
+
+std::vector<double*> scalar_fields(MethodScores& m) {
+  return {&m.milliseconds,  &m.spearman_blankout, &m.top_overlap_blankout, &m.deletion_auc, &m.insertion_auc,
+          &m.positive_auc, &m.negative_auc,       &m.pointing_hit,         &m.mass_in_box};
+}
+
+std::string number(double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+std::string quoted(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+/// Splits one CSV line (RFC 4180 quoting; the line holds no raw newline because ids never do after quoting... they
+/// may, so the reader splits records, not lines).
+bool next_record(const std::string& text, std::size_t& pos, std::vector<std::string>& fields) {
+  fields.assign(1, "");
+  bool quoted_field = false;
+  while (pos < text.size()) {
+    const char ch = text[pos++];
+    if (quoted_field) {
+      if (ch == '"') {
+        if (pos < text.size() && text[pos] == '"') {
+          fields.back() += '"';
+          ++pos;
+        } else {
+          quoted_field = false;
+        }
+      } else {
+        fields.back() += ch;
+      }
+    } else if (ch == '"') {
+      quoted_field = true;
+    } else if (ch == ',') {
+      fields.emplace_back();
+    } else if (ch == '\n') {
+      return true;
+    } else if (ch != '\r') {
+      fields.back() += ch;
+    }
+  }
+  return false;  // no newline: an unfinished record
+}
+
+double parse_number(const std::string& s, const std::string& where) {
+  if (s.empty()) return NAN;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || *end != '\0') throw InputError(where + ": '" + s + "' is not a number");
+  return v;
+}
+
+void append_series(std::vector<std::string>& header, const char* prefix, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) header.push_back(prefix + std::to_string(i));
+}
+
+}  // namespace
+
+std::string evaluation_csv_header(const std::vector<std::string>& row_names) {
+  std::vector<std::string> h{"index", "id", "label", "predicted", "probability", "method"};
+  for (const auto& c : scalar_columns()) h.push_back(c);
+  append_series(h, "deletion_", curve_fractions().size());
+  append_series(h, "insertion_", curve_fractions().size());
+  append_series(h, "positive_", perturbation_fractions().size());
+  append_series(h, "negative_", perturbation_fractions().size());
+  for (const auto& r : row_names) h.push_back("spearman_vs_" + r);
+  std::string line;
+  for (const auto& f : h) line += (line.empty() ? "" : ",") + quoted(f);
+  return line + "\n";
+}
+
+std::string evaluation_csv_rows(const ImageScores& im) {
+  std::ostringstream out;
+  for (const MethodScores& m0 : im.methods) {
+    MethodScores m = m0;
+    out << im.index << "," << quoted(im.id) << "," << im.label << "," << im.predicted << "," << number(im.probability)
+        << "," << quoted(m.method);
+    for (double* v : scalar_fields(m)) out << "," << number(*v);
+    const auto series = [&](const std::vector<double>& values, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) out << "," << (i < values.size() ? number(values[i]) : "");
+    };
+    series(m.deletion_curve, curve_fractions().size());
+    series(m.insertion_curve, curve_fractions().size());
+    series(m.positive_correct, perturbation_fractions().size());
+    series(m.negative_correct, perturbation_fractions().size());
+    series(m.spearman_vs, m.spearman_vs.size());
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::vector<ImageScores> read_evaluation_csv(const std::string& path, const std::vector<std::string>& row_names,
+                                             std::size_t* complete_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot read");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string header = evaluation_csv_header(row_names);
+  if (text.compare(0, header.size(), header) != 0)
+    throw InputError(path + ": written with other methods or baselines; resume with the same options, or start a "
+                            "new run with another -o");
+  const std::size_t rows_per_image = row_names.size();
+  const std::size_t fixed = 6 + scalar_columns().size();
+  const std::size_t columns = fixed + 2 * curve_fractions().size() + 2 * perturbation_fractions().size() +
+                              row_names.size();
+  std::vector<ImageScores> images;
+  std::size_t pos = header.size(), good = pos, line_no = 1;
+  std::vector<std::string> f;
+  ImageScores current;
+  while (pos < text.size()) {
+    if (!next_record(text, pos, f)) break;  // a line cut short by the interruption
+    ++line_no;
+    const std::string where = path + " line " + std::to_string(line_no);
+    if (f.size() != columns) throw InputError(where + ": expected " + std::to_string(columns) + " fields");
+    MethodScores m;
+    m.method = f[5];
+    if (current.methods.empty()) {
+      current.index = static_cast<std::size_t>(parse_number(f[0], where));
+      current.id = f[1];
+      current.label = static_cast<int>(parse_number(f[2], where));
+      current.predicted = static_cast<std::int64_t>(parse_number(f[3], where));
+      current.probability = parse_number(f[4], where);
+    }
+    if (m.method != row_names[current.methods.size()])
+      throw InputError(where + ": method '" + m.method + "' where '" + row_names[current.methods.size()] +
+                       "' was expected");
+    std::size_t col = 6;
+    for (double* v : scalar_fields(m)) *v = parse_number(f[col++], where);
+    const auto series = [&](std::vector<double>& values, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i, ++col)
+        if (!f[col].empty()) values.push_back(parse_number(f[col], where));
+    };
+    series(m.deletion_curve, curve_fractions().size());
+    series(m.insertion_curve, curve_fractions().size());
+    series(m.positive_correct, perturbation_fractions().size());
+    series(m.negative_correct, perturbation_fractions().size());
+    for (std::size_t i = 0; i < row_names.size(); ++i) m.spearman_vs.push_back(parse_number(f[col++], where));
+    current.methods.push_back(std::move(m));
+    if (current.methods.size() == rows_per_image) {
+      images.push_back(std::move(current));
+      current = ImageScores();
+      good = pos;
+    }
+  }
+  if (complete_bytes != nullptr) *complete_bytes = good;
+  return images;
+}
+
+const std::vector<std::string>& summary_scalar_names() { return scalar_columns(); }
+
+EvaluationSummary summarise(const std::vector<ImageScores>& images, const std::vector<std::string>& row_names) {
+  EvaluationSummary s;
+  s.row_names = row_names;
+  s.images = images.size();
+  std::size_t labelled = 0, correct = 0;
+  for (const auto& im : images)
+    if (im.label >= 0) ++labelled, correct += im.predicted == im.label ? 1 : 0;
+  if (labelled > 0) s.accuracy = static_cast<double>(correct) / static_cast<double>(labelled);
+  for (std::size_t r = 0; r < row_names.size(); ++r) {
+    RowSummary row;
+    row.method = row_names[r];
+    const auto mean_series = [&](auto member, std::size_t n) {
+      std::vector<double> sum(n, 0.0);
+      std::size_t count = 0;
+      for (const auto& im : images) {
+        const std::vector<double>& v = im.methods[r].*member;
+        if (v.size() != n) continue;
+        for (std::size_t i = 0; i < n; ++i) sum[i] += v[i];
+        ++count;
+      }
+      if (count == 0) return std::vector<double>{};
+      for (double& x : sum) x /= static_cast<double>(count);
+      return sum;
+    };
+    for (std::size_t k = 0; k < scalar_columns().size(); ++k) {
+      std::vector<double> values;
+      for (const auto& im : images) {
+        MethodScores m = im.methods[r];
+        values.push_back(*scalar_fields(m)[k]);
+      }
+      row.scalars[scalar_columns()[k]] = mean_std(values);
+    }
+    row.deletion_curve = mean_series(&MethodScores::deletion_curve, curve_fractions().size());
+    row.insertion_curve = mean_series(&MethodScores::insertion_curve, curve_fractions().size());
+    row.positive_accuracy = mean_series(&MethodScores::positive_correct, perturbation_fractions().size());
+    row.negative_accuracy = mean_series(&MethodScores::negative_correct, perturbation_fractions().size());
+    row.spearman_vs = mean_series(&MethodScores::spearman_vs, row_names.size());
+    s.rows.push_back(std::move(row));
+  }
+  return s;
+}
+
+std::string summary_csv(const EvaluationSummary& s) {
+  std::string out = "method";
+  for (const auto& n : summary_scalar_names()) out += "," + n + "_mean," + n + "_std," + n + "_count";
+  out += "\n";
+  for (const auto& row : s.rows) {
+    out += quoted(row.method);
+    for (const auto& n : summary_scalar_names()) {
+      const MeanStd& m = row.scalars.at(n);
+      out += "," + number(m.mean) + "," + number(m.std) + "," + std::to_string(m.count);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace attnlens
