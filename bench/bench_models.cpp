@@ -7,6 +7,7 @@
 //   chefer             forward+backward + Chefer relevance per image            -> ratio to forward+backward
 //   forward-occlusion  one batch of patches + 1 images (197 for DeiT-tiny), logits only
 //   blankout           blank-out of one image (spec 8.1): builds those images and runs them -> ratio to the above
+//   blankout-chunks16  the same in forward passes of 16 images                                  -> ratio to the above
 // Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]. bench/run_model_bench.py creates a DeiT-tiny
 // shaped model, runs this, and times the same model in PyTorch eager for the predict comparison.
 #include <benchmark/benchmark.h>
@@ -30,7 +31,7 @@ using attnlens::AttentionView;
 std::string g_model;
 int g_batch = 8;
 
-enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut };
+enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut, BlankOut16 };
 
 void run(benchmark::State& state, Kind kind) {
   const auto model = attnlens::VisionTransformer::load(g_model);
@@ -38,15 +39,17 @@ void run(benchmark::State& state, Kind kind) {
   torch::manual_seed(0);
   const auto images = torch::randn({g_batch, 3, c.image_height, c.image_width});
   const std::vector<int64_t> predicted(static_cast<size_t>(g_batch), -1);
-  if (kind == Kind::ForwardOcclusion || kind == Kind::BlankOut) {
+  if (kind == Kind::ForwardOcclusion || kind == Kind::BlankOut || kind == Kind::BlankOut16) {
     // Blank-out against the same number of images in one forward batch, built beforehand (not timed).
     const int64_t count = c.grid_h() * c.grid_w() + 1;
     const auto batch = images[0].unsqueeze(0).repeat({count, 1, 1, 1});
     for (auto _ : state) {
       if (kind == Kind::ForwardOcclusion)
         benchmark::DoNotOptimize(model.forward(batch));
-      else
-        benchmark::DoNotOptimize(attnlens::blank_out(model, images[0], 0, {}, static_cast<int>(count)).data.data());
+      else  // as one batch, like the baseline, or in chunks of 16 (evaluate's --batch)
+        benchmark::DoNotOptimize(
+            attnlens::blank_out(model, images[0], 0, {}, kind == Kind::BlankOut ? static_cast<int>(count) : 16)
+                .data.data());
     }
     state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(count) * state.iterations(),
                                                         benchmark::Counter::kIsRate);
@@ -99,6 +102,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ratio("grad-rollout", "forward+backward");
     ratio("chefer", "forward+backward");
     ratio("blankout", "forward-occlusion");
+    ratio("blankout-chunks16", "forward-occlusion");
     const auto f = millis_.find("forward");
     if (f != millis_.end()) std::printf("forward_ms_per_image %.4f\n", f->second / g_batch);
   }
@@ -126,7 +130,8 @@ int main(int argc, char** argv) {
                                                 {"grad-rollout", Kind::GradRollout},
                                                 {"chefer", Kind::Chefer},
                                                 {"forward-occlusion", Kind::ForwardOcclusion},
-                                                {"blankout", Kind::BlankOut}};
+                                                {"blankout", Kind::BlankOut},
+                                                {"blankout-chunks16", Kind::BlankOut16}};
   for (const auto& [name, kind] : cases)
     benchmark::RegisterBenchmark(name, run, kind)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   RatioReporter reporter;

@@ -242,7 +242,7 @@ inline void report_written(const std::string& path, const Array& a, bool quiet) 
   if (!quiet) std::cout << "wrote " << path << " " << a.shape_string() << std::endl;
 }
 
-/// Carriage-return progress bar on stderr: "flow [=====>    ] 120/480 sources, 3.1 s, ETA 9 s".
+/// Carriage-return progress bar on stderr: "flow [=====>    ] 120/480 sources, 3.1 s, 38.7/s, ETA 9 s".
 /// Enabled only when stderr is a terminal and not --quiet. Safe to call from several threads.
 class ProgressBar {
  public:
@@ -272,7 +272,8 @@ class ProgressBar {
     char tail[128];
     if (done > 0 && done < total) {
       const double eta = elapsed * static_cast<double>(total - done) / static_cast<double>(done);
-      std::snprintf(tail, sizeof tail, "%.1f s, ETA %.0f s", elapsed, eta);
+      const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+      std::snprintf(tail, sizeof tail, "%.1f s, %.3g/s, ETA %.0f s", elapsed, rate, eta);
     } else {
       std::snprintf(tail, sizeof tail, "%.1f s", elapsed);
     }

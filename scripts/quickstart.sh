@@ -58,7 +58,13 @@ case "$job" in
       --texts "$root/data/models/sentiment-bert/demo_texts.txt" -o "$root/out/demo/text"
     "$root/build/attnlens" tree --model "$root/data/models/sentiment-bert" \
       "The food was not good at all, and the service was slow." -o "$root/out/demo/tree"
-    echo "== open $root/out/demo/explain/index.html, $root/out/demo/text/index.html and $root/out/demo/tree/tree.svg"
+    # How faithful are the methods? A short evaluation and a masked FGSM attack on 32 canvases of the canvas set.
+    "$root/build/attnlens" evaluate --model "$root/data/models/fmnist-vit" --data canvas --limit 32 \
+      -o "$root/out/demo/evaluate"
+    "$root/build/attnlens" attack fgsm --model "$root/data/models/fmnist-vit" --data canvas --limit 32 \
+      -o "$root/out/demo/fgsm"
+    echo "== open $root/out/demo/explain/index.html, $root/out/demo/text/index.html, $root/out/demo/tree/tree.svg,"
+    echo "   $root/out/demo/evaluate/report.html and $root/out/demo/fgsm/report.html"
     ;;
   test)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
