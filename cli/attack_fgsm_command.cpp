@@ -2,7 +2,6 @@
 // area of the same size (spec 8.3). If an explanation is faithful, attacking inside it should flip the prediction
 // in fewer steps than outside or at random.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -52,9 +51,7 @@ struct Arm {
 torch::Tensor pixel_mask(const std::vector<int>& chosen, bool complement, const VitConfig& c) {
   auto grid = torch::full({c.grid_h() * c.grid_w()}, complement ? 1.0f : 0.0f);
   for (int p : chosen) grid[p] = complement ? 0.0f : 1.0f;
-  return grid.reshape({c.grid_h(), c.grid_w()})
-      .repeat_interleave(c.patch_size, 0)
-      .repeat_interleave(c.patch_size, 1);
+  return grid.reshape({c.grid_h(), c.grid_w()}).repeat_interleave(c.patch_size, 0).repeat_interleave(c.patch_size, 1);
 }
 
 double median(std::vector<double> v) {
@@ -73,8 +70,8 @@ void run_fgsm(const FgsmState& st) {
   MethodSettings ms;
   std::vector<std::unique_ptr<ExplanationMethod>> methods;
   bool gradients = false;
-  const bool method_regions = std::any_of(st.regions.begin(), st.regions.end(),
-                                          [](const std::string& r) { return r != "random"; });
+  const bool method_regions =
+      std::any_of(st.regions.begin(), st.regions.end(), [](const std::string& r) { return r != "random"; });
   if (method_regions)
     for (const auto& name : st.methods) {
       if (name == "heads") throw InputError("method heads gives one map per head; choose a single-map method");
@@ -118,8 +115,8 @@ void run_fgsm(const FgsmState& st) {
       tensors.push_back(items.back().image.tensor);
     }
     const torch::Tensor batch = torch::stack(tensors);
-    const VitCapture cap = model.capture(batch, gradients ? std::vector<std::int64_t>(items.size(), -1)
-                                                          : std::vector<std::int64_t>{});
+    const VitCapture cap =
+        model.capture(batch, gradients ? std::vector<std::int64_t>(items.size(), -1) : std::vector<std::int64_t>{});
     // Top-k patch sets per method and image; the random set depends on the image only.
     std::vector<std::vector<std::vector<int>>> top(methods.size());
     for (std::size_t b = 0; b < items.size(); ++b) {
@@ -137,17 +134,15 @@ void run_fgsm(const FgsmState& st) {
     }
     for (Arm& arm : arms) {
       std::vector<torch::Tensor> masks;
-      const std::size_t m = arm.region == "random"
-                                ? 0
-                                : static_cast<std::size_t>(std::find_if(methods.begin(), methods.end(),
-                                                                        [&](const auto& x) {
-                                                                          return x->name() == arm.method;
-                                                                        }) -
-                                                           methods.begin());
+      const std::size_t m =
+          arm.region == "random"
+              ? 0
+              : static_cast<std::size_t>(std::find_if(methods.begin(), methods.end(),
+                                                      [&](const auto& x) { return x->name() == arm.method; }) -
+                                         methods.begin());
       for (std::size_t b = 0; b < items.size(); ++b) {
         if (arm.region == "random") {
-          const std::vector<int> order =
-              descending_order(random_map(c.grid_h(), c.grid_w(), st.seed, begin + b).data);
+          const std::vector<int> order = descending_order(random_map(c.grid_h(), c.grid_w(), st.seed, begin + b).data);
           masks.push_back(pixel_mask({order.begin(), order.begin() + k}, false, c));
         } else {
           masks.push_back(pixel_mask(top[m][b], arm.region == "outside", c));
@@ -164,8 +159,8 @@ void run_fgsm(const FgsmState& st) {
             << r.final_class << "\n";
         if (begin + b < static_cast<std::size_t>(st.save) && !items[b].image.rgb.empty()) {
           // The adversarial picture and where it was allowed to change.
-          const torch::Tensor adv = (r.adversarial * 255.0).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0})
-                                        .contiguous();
+          const torch::Tensor adv =
+              (r.adversarial * 255.0).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
           cv::Mat rgb(c.image_height, c.image_width, CV_8UC3, adv.data_ptr<std::uint8_t>());
           const cv::Mat bgr = rgb_to_bgr(rgb.clone());
           const std::string stem = std::to_string(begin + b) + "_" + arm.method + "_" + arm.region;
@@ -176,9 +171,9 @@ void run_fgsm(const FgsmState& st) {
               .copyTo(m8);
           files.emplace_back((out / ("mask_" + stem + ".png")).string(), encode_png(m8));
           const int width = c.image_width >= 160 ? 0 : 160;
-          saved.push_back({png_data_uri(bgr), "#" + std::to_string(begin + b) + " " + arm.method + " " + arm.region +
-                                                  (r.success ? ": flipped after " + std::to_string(r.iterations)
-                                                             : ": not flipped"),
+          saved.push_back({png_data_uri(bgr),
+                           "#" + std::to_string(begin + b) + " " + arm.method + " " + arm.region +
+                               (r.success ? ": flipped after " + std::to_string(r.iterations) : ": not flipped"),
                            width});
           saved.push_back({png_data_uri(m8), "mask", width});
         }
@@ -190,22 +185,30 @@ void run_fgsm(const FgsmState& st) {
 
   // Summary per arm.
   const double cap_value = st.settings.max_iterations + 1;
-  nlohmann::json js{{"data", st.data}, {"images", data.size()}, {"area", st.area}, {"patches_attacked", k},
-                    {"epsilon", st.settings.epsilon}, {"max_iterations", st.settings.max_iterations},
-                    {"target", st.settings.target}, {"arms", nlohmann::json::array()}};
+  nlohmann::json js{{"data", st.data},
+                    {"images", data.size()},
+                    {"area", st.area},
+                    {"patches_attacked", k},
+                    {"epsilon", st.settings.epsilon},
+                    {"max_iterations", st.settings.max_iterations},
+                    {"target", st.settings.target},
+                    {"arms", nlohmann::json::array()}};
   std::ostringstream summary_csv;
   summary_csv << "method,region,images,success_rate,median_iterations,mean_iterations_of_successes\n";
   std::vector<std::vector<TableCell>> rows;
   HtmlReport page("attnlens attack fgsm");
   page.section("Masked FGSM");
-  page.paragraph("FGSM restricted to the top " + TableCell::format_real(100 * st.area) + "% of patches (" +
-                 std::to_string(k) + ") by each method (inside), to the rest of the image (outside), or to a random "
-                 "set of as many patches; epsilon " + TableCell::format_real(st.settings.epsilon) + " per step, at "
-                 "most " + std::to_string(st.settings.max_iterations) + " steps, " +
-                 (st.settings.target >= 0 ? "targeted at class " + label_of(c, st.settings.target)
-                                          : std::string("untargeted")) +
-                 " (spec 8.3). Fewer steps inside than outside or at random means the explanation points at what "
-                 "the model depends on. Medians count a failure as more than the cap.");
+  page.paragraph(
+      "FGSM restricted to the top " + TableCell::format_real(100 * st.area) + "% of patches (" + std::to_string(k) +
+      ") by each method (inside), to the rest of the image (outside), or to a random "
+      "set of as many patches; epsilon " +
+      TableCell::format_real(st.settings.epsilon) +
+      " per step, at "
+      "most " +
+      std::to_string(st.settings.max_iterations) + " steps, " +
+      (st.settings.target >= 0 ? "targeted at class " + label_of(c, st.settings.target) : std::string("untargeted")) +
+      " (spec 8.3). Fewer steps inside than outside or at random means the explanation points at what "
+      "the model depends on. Medians count a failure as more than the cap.");
   std::vector<std::string> histograms;
   for (const Arm& arm : arms) {
     const double rate = arm.iterations.empty() ? NAN : static_cast<double>(arm.successes) / arm.iterations.size();
@@ -217,7 +220,9 @@ void run_fgsm(const FgsmState& st) {
     summary_csv << arm.method << "," << arm.region << "," << arm.iterations.size() << "," << rate << ","
                 << (med >= cap_value ? std::string("inf") : TableCell::format_real(med)) << ","
                 << (mw.count ? TableCell::format_real(mw.mean) : std::string()) << "\n";
-    js["arms"].push_back({{"method", arm.method}, {"region", arm.region}, {"success_rate", rate},
+    js["arms"].push_back({{"method", arm.method},
+                          {"region", arm.region},
+                          {"success_rate", rate},
                           {"median_iterations", med >= cap_value ? nlohmann::json("inf") : nlohmann::json(med)},
                           {"mean_iterations_of_successes", mw.count ? nlohmann::json(mw.mean) : nlohmann::json()},
                           {"iterations", arm.iterations}});
@@ -238,8 +243,7 @@ void run_fgsm(const FgsmState& st) {
   page.table({"method", "region", "images", "success rate", "median iterations", "iterations of successes"}, rows,
              "Success rate and iterations needed per method and region");
   page.section("Iterations needed");
-  for (std::size_t i = 0; i < histograms.size(); ++i)
-    page.svg(histograms[i], arms[i].method + " " + arms[i].region);
+  for (std::size_t i = 0; i < histograms.size(); ++i) page.svg(histograms[i], arms[i].method + " " + arms[i].region);
   if (!saved.empty()) {
     page.section("Adversarial examples");
     page.images(saved);

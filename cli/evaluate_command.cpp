@@ -1,7 +1,6 @@
 // `attnlens evaluate`: how faithful each explanation method is over a data set (eval/image_evaluation.hpp), with a
 // per-image CSV that grows as the run goes (--resume continues it), summary tables and one report.html.
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -52,8 +51,8 @@ void run_evaluate(const EvaluateState& st) {
   if (st.data.empty()) throw InputError("--data is required");
   EvaluationPlan plan;
   plan.methods = st.methods;
-  if (plan.methods.size() == 1 && plan.methods[0] == "all") plan.methods = {"raw", "rollout", "grad-rollout", "flow",
-                                                                            "flow-metzger", "chefer"};
+  if (plan.methods.size() == 1 && plan.methods[0] == "all")
+    plan.methods = {"raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer"};
   plan.baselines = st.baselines.size() == 1 && st.baselines[0] == "none" ? std::vector<std::string>{} : st.baselines;
   plan.metrics = EvaluationMetrics::parse(st.metrics);
   plan.seed = st.seed;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-
 #include <opencv2/imgproc.hpp>
 
 #include "viz/html.hpp"
@@ -32,11 +31,15 @@ namespace {
 // Scalars shown in the summary table, with their headings; a column appears only when some row has values.
 const std::vector<std::pair<std::string, std::string>>& table_columns() {
   static const std::vector<std::pair<std::string, std::string>> c{
-      {"spearman_blankout", "Spearman vs blank-out"}, {"top_overlap_blankout", "top-10% overlap"},
-      {"deletion_auc", "deletion AUC (lower is better)"}, {"insertion_auc", "insertion AUC (higher is better)"},
+      {"spearman_blankout", "Spearman vs blank-out"},
+      {"top_overlap_blankout", "top-10% overlap"},
+      {"deletion_auc", "deletion AUC (lower is better)"},
+      {"insertion_auc", "insertion AUC (higher is better)"},
       {"positive_auc", "positive perturbation AUC (lower is better)"},
-      {"negative_auc", "negative perturbation AUC (higher is better)"}, {"pointing_hit", "pointing game"},
-      {"mass_in_box", "mass in box"}, {"milliseconds", "ms per image"}};
+      {"negative_auc", "negative perturbation AUC (higher is better)"},
+      {"pointing_hit", "pointing game"},
+      {"mass_in_box", "mass in box"},
+      {"milliseconds", "ms per image"}};
   return c;
 }
 
@@ -73,18 +76,19 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
     std::snprintf(line, sizeof line, "; top-1 accuracy of the model on them %.1f%%", 100.0 * s.accuracy);
     intro += line;
   }
-  page.paragraph(intro + ". Mean \u00b1 standard deviation over images. Blank-out: each patch set to black before "
-                         "normalisation, drop of the predicted class's probability (spec 8.1). Deletion/insertion: "
-                         "probability of the predicted class as patches are removed from the image or restored onto "
-                         "black, most relevant first. Positive/negative perturbation: top-1 accuracy as the most / "
-                         "least relevant 10-90% of pixels are blacked out (spec 8.2). Localisation: the top patch "
-                         "inside the object's box, and the share of relevance inside it.");
+  page.paragraph(intro +
+                 ". Mean \u00b1 standard deviation over images. Blank-out: each patch set to black before "
+                 "normalisation, drop of the predicted class's probability (spec 8.1). Deletion/insertion: "
+                 "probability of the predicted class as patches are removed from the image or restored onto "
+                 "black, most relevant first. Positive/negative perturbation: top-1 accuracy as the most / "
+                 "least relevant 10-90% of pixels are blacked out (spec 8.2). Localisation: the top patch "
+                 "inside the object's box, and the share of relevance inside it.");
   page.preformatted(settings);
   std::vector<std::string> header{"method"};
   std::vector<std::string> shown;
   for (const auto& [key, heading] : table_columns()) {
-    const bool any = std::any_of(s.rows.begin(), s.rows.end(),
-                                 [&](const RowSummary& r) { return r.scalars.at(key).count > 0; });
+    const bool any =
+        std::any_of(s.rows.begin(), s.rows.end(), [&](const RowSummary& r) { return r.scalars.at(key).count > 0; });
     if (!any) continue;
     shown.push_back(key);
     header.push_back(heading);
@@ -105,8 +109,8 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
              &RowSummary::insertion_curve);
   curve_plot(page, s, "Positive perturbation", "share of pixels blacked out (most relevant first)", "top-1 accuracy",
              steps, &RowSummary::positive_accuracy);
-  curve_plot(page, s, "Negative perturbation", "share of pixels blacked out (least relevant first)",
-             "top-1 accuracy", steps, &RowSummary::negative_accuracy);
+  curve_plot(page, s, "Negative perturbation", "share of pixels blacked out (least relevant first)", "top-1 accuracy",
+             steps, &RowSummary::negative_accuracy);
 
   page.section("Spearman correlation between methods");
   std::vector<std::string> matrix_header{""};
@@ -145,7 +149,8 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
       cv::Mat bgr;
       cv::cvtColor(g.rgb, bgr, cv::COLOR_RGB2BGR);  // PNG encoding takes OpenCV's channel order
       std::vector<HtmlFigure> figures{{png_data_uri(bgr), g.caption, width}};
-      for (const auto& [name, map] : g.maps) figures.push_back({png_data_uri(gallery_overlay(g.rgb, map)), name, width});
+      for (const auto& [name, map] : g.maps)
+        figures.push_back({png_data_uri(gallery_overlay(g.rgb, map)), name, width});
       page.images(figures);
     }
   }

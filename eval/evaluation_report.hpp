@@ -2,11 +2,10 @@
 // summary tables, curves and histograms as inline SVG, and a gallery of overlays.
 #pragma once
 
+#include <opencv2/core.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "core/array.hpp"
 #include "eval/evaluation_table.hpp"

@@ -10,15 +10,15 @@ namespace attnlens {
 namespace {
 
 const std::vector<std::string>& scalar_columns() {
-  static const std::vector<std::string> c{"milliseconds",   "spearman_blankout", "top_overlap_blankout",
-                                          "deletion_auc",   "insertion_auc",     "positive_auc",
-                                          "negative_auc",   "pointing_hit",      "mass_in_box"};
+  static const std::vector<std::string> c{"milliseconds", "spearman_blankout", "top_overlap_blankout",
+                                          "deletion_auc", "insertion_auc",     "positive_auc",
+                                          "negative_auc", "pointing_hit",      "mass_in_box"};
   return c;
 }
 
 std::vector<double*> scalar_fields(MethodScores& m) {
-  return {&m.milliseconds,  &m.spearman_blankout, &m.top_overlap_blankout, &m.deletion_auc, &m.insertion_auc,
-          &m.positive_auc, &m.negative_auc,       &m.pointing_hit,         &m.mass_in_box};
+  return {&m.milliseconds, &m.spearman_blankout, &m.top_overlap_blankout, &m.deletion_auc, &m.insertion_auc,
+          &m.positive_auc, &m.negative_auc,      &m.pointing_hit,         &m.mass_in_box};
 }
 
 std::string number(double v) {
@@ -35,8 +35,8 @@ std::string quoted(const std::string& s) {
   return q + "\"";
 }
 
-/// Splits one CSV line (RFC 4180 quoting; the line holds no raw newline because ids never do after quoting... they
-/// may, so the reader splits records, not lines).
+/// Reads one CSV record from `pos` (RFC 4180 quoting: a quoted field may hold commas, quotes and newlines).
+/// False when the text ends before the record's newline: a line cut short by an interrupted run.
 bool next_record(const std::string& text, std::size_t& pos, std::vector<std::string>& fields) {
   fields.assign(1, "");
   bool quoted_field = false;
@@ -120,12 +120,13 @@ std::vector<ImageScores> read_evaluation_csv(const std::string& path, const std:
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string header = evaluation_csv_header(row_names);
   if (text.compare(0, header.size(), header) != 0)
-    throw InputError(path + ": written with other methods or baselines; resume with the same options, or start a "
-                            "new run with another -o");
+    throw InputError(path +
+                     ": written with other methods or baselines; resume with the same options, or start a "
+                     "new run with another -o");
   const std::size_t rows_per_image = row_names.size();
   const std::size_t fixed = 6 + scalar_columns().size();
-  const std::size_t columns = fixed + 2 * curve_fractions().size() + 2 * perturbation_fractions().size() +
-                              row_names.size();
+  const std::size_t columns =
+      fixed + 2 * curve_fractions().size() + 2 * perturbation_fractions().size() + row_names.size();
   std::vector<ImageScores> images;
   std::size_t pos = header.size(), good = pos, line_no = 1;
   std::vector<std::string> f;

@@ -28,10 +28,10 @@ std::vector<ImageScores> read_evaluation_csv(const std::string& path, const std:
 /// Per-row aggregates over images.
 struct RowSummary {
   std::string method;
-  std::map<std::string, MeanStd> scalars;  ///< "spearman_blankout", "deletion_auc", ..., "milliseconds"
-  std::vector<double> deletion_curve, insertion_curve;        ///< mean at curve_fractions()
-  std::vector<double> positive_accuracy, negative_accuracy;   ///< mean at perturbation_fractions()
-  std::vector<double> spearman_vs;                            ///< mean over images, one per row name
+  std::map<std::string, MeanStd> scalars;               ///< "spearman_blankout", "deletion_auc", ..., "milliseconds"
+  std::vector<double> deletion_curve, insertion_curve;  ///< mean at curve_fractions()
+  std::vector<double> positive_accuracy, negative_accuracy;  ///< mean at perturbation_fractions()
+  std::vector<double> spearman_vs;                           ///< mean over images, one per row name
 };
 struct EvaluationSummary {
   std::vector<std::string> row_names;

@@ -15,15 +15,15 @@ namespace attnlens {
 struct FgsmSettings {
   double epsilon = 1.0 / 255.0;  ///< step in pixel units ([0,1] scale)
   int max_iterations = 100;
-  std::int64_t target = -1;      ///< -1: untargeted (move away from the original prediction)
+  std::int64_t target = -1;  ///< -1: untargeted (move away from the original prediction)
 };
 
 struct FgsmResult {
   bool success = false;
-  int iterations = 0;          ///< steps taken (max_iterations when it failed); 0 when nothing had to change
-  std::int64_t original = 0;   ///< the prediction before the attack
+  int iterations = 0;         ///< steps taken (max_iterations when it failed); 0 when nothing had to change
+  std::int64_t original = 0;  ///< the prediction before the attack
   std::int64_t final_class = 0;
-  torch::Tensor adversarial;   ///< [3,H,W] pixels in [0,1]
+  torch::Tensor adversarial;  ///< [3,H,W] pixels in [0,1]
 };
 
 /// Attacks every image of `images` (normalised, [B,3,H,W]) at once, each inside its own mask [B,H,W] (1 = may

@@ -37,8 +37,8 @@ struct MethodScores {
   double milliseconds = 0.0;  ///< the method's cost on this image: its share of the model pass(es) + its own work
   double spearman_blankout = NAN, top_overlap_blankout = NAN;
   double deletion_auc = NAN, insertion_auc = NAN;
-  std::vector<double> deletion_curve, insertion_curve;  ///< at curve_fractions(), empty when not taken
-  double positive_auc = NAN, negative_auc = NAN;        ///< top-1 accuracy AUC, trapezoid over 0 .. 0.9
+  std::vector<double> deletion_curve, insertion_curve;     ///< at curve_fractions(), empty when not taken
+  double positive_auc = NAN, negative_auc = NAN;           ///< top-1 accuracy AUC, trapezoid over 0 .. 0.9
   std::vector<double> positive_correct, negative_correct;  ///< 0/1 at perturbation_fractions()
   double pointing_hit = NAN, mass_in_box = NAN;
   std::vector<double> spearman_vs;  ///< against every row of ImageEvaluator::row_names(), in that order
@@ -47,7 +47,7 @@ struct MethodScores {
 struct ImageScores {
   std::size_t index = 0;  ///< position in the (selected) data set
   std::string id;
-  int label = -1;          ///< ground truth, -1 when unknown
+  int label = -1;  ///< ground truth, -1 when unknown
   std::int64_t predicted = 0;
   double probability = 0.0;  ///< p(predicted | image)
   std::vector<MethodScores> methods;
@@ -84,7 +84,8 @@ class ImageEvaluator {
   const EvaluationPlan& plan() const { return plan_; }
 
   /// Scores images one by one (each with its own model pass, so its numbers do not depend on which images are
-  /// evaluated with it, then its perturbed copies in batches). `on_image` is called as soon as each image is done (the caller appends it to the table, so a stop loses at most one image).
+  /// evaluated with it, then its perturbed copies in batches). `on_image` is called as soon as each image is done (the
+  /// caller appends it to the table, so a stop loses at most one image).
   std::vector<ImageScores> evaluate(const std::vector<EvaluationImage>& images,
                                     const std::function<void(const ImageScores&)>& on_image = {}) const;
 

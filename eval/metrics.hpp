@@ -52,8 +52,8 @@ Array random_map(int grid_h, int grid_w, std::uint64_t seed, std::uint64_t index
 /// sigma a quarter of the shorter side (objects tend to be photographed, and pasted, near the middle).
 Array centre_prior_map(int grid_h, int grid_w);
 
-/// Mean and standard deviation (numpy's np.std, ddof = 0, as the reference scripts print) of the finite values, and how many there were (NaN entries are runs
-/// where a metric does not apply).
+/// Mean and standard deviation (numpy's np.std, ddof = 0, as the reference scripts print) of the finite values,
+/// and how many there were (NaN entries are images where a metric does not apply).
 struct MeanStd {
   double mean = 0.0, std = 0.0;
   std::size_t count = 0;

@@ -15,9 +15,7 @@ torch::Tensor channel_tensor(const std::array<double, 3>& v) {
 
 }  // namespace
 
-torch::Tensor InputSpace::black() const {
-  return -channel_tensor(mean) / channel_tensor(std);
-}
+torch::Tensor InputSpace::black() const { return -channel_tensor(mean) / channel_tensor(std); }
 
 torch::Tensor InputSpace::to_pixels(const torch::Tensor& x) const {
   return x * channel_tensor(std).to(x.device()) + channel_tensor(mean).to(x.device());
@@ -118,16 +116,16 @@ const std::vector<double>& perturbation_steps() {
 std::vector<std::size_t> queue_perturbation(PerturbationBatch& queue, const Array& map) {
   if (map.rank() != 2) throw InputError("perturbation needs a [gh,gw] map, got " + map.shape_string());
   namespace F = torch::nn::functional;
-  const auto grid = torch::from_blob(const_cast<double*>(map.data.data()), {1, 1, map.shape[0], map.shape[1]},
-                                     torch::kFloat64)
-                        .to(torch::kFloat32);
+  const auto grid =
+      torch::from_blob(const_cast<double*>(map.data.data()), {1, 1, map.shape[0], map.shape[1]}, torch::kFloat64)
+          .to(torch::kFloat32);
   const std::int64_t h = queue.height(), w = queue.width();
   // Chefer's min-max normalisation of the upsampled map does not change the order, so it is left out.
-  const auto pixels = F::interpolate(grid, F::InterpolateFuncOptions()
-                                               .size(std::vector<std::int64_t>{h, w})
-                                               .mode(torch::kBilinear)
-                                               .align_corners(false))
-                          .flatten();
+  const auto pixels =
+      F::interpolate(
+          grid,
+          F::InterpolateFuncOptions().size(std::vector<std::int64_t>{h, w}).mode(torch::kBilinear).align_corners(false))
+          .flatten();
   std::vector<std::size_t> jobs;
   for (const bool negative : {false, true}) {
     // Stable sort: ties go in pixel order, so the result does not depend on the sort's internals.

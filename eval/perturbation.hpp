@@ -19,9 +19,9 @@ struct InputSpace {
   std::array<double, 3> mean{0.5, 0.5, 0.5};
   std::array<double, 3> std{0.5, 0.5, 0.5};
 
-  torch::Tensor black() const;                               ///< [3,1,1] normalised value of a black pixel
-  torch::Tensor to_pixels(const torch::Tensor& x) const;     ///< normalised [.,3,H,W] -> [0,1] pixels
-  torch::Tensor from_pixels(const torch::Tensor& x) const;   ///< [0,1] pixels -> normalised
+  torch::Tensor black() const;                              ///< [3,1,1] normalised value of a black pixel
+  torch::Tensor to_pixels(const torch::Tensor& x) const;    ///< normalised [.,3,H,W] -> [0,1] pixels
+  torch::Tensor from_pixels(const torch::Tensor& x) const;  ///< [0,1] pixels -> normalised
 };
 
 /// Perturbed copies of one normalised image [3,H,W], each keeping some pixels and blacking out the rest.

@@ -11,15 +11,14 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "io/image.hpp"
 
@@ -156,9 +155,12 @@ std::uint32_t big_endian32(const unsigned char* p) {
 
 std::string magic_text(std::uint32_t magic) {
   switch (magic) {
-    case kIdxImagesMagic: return "2051 (IDX images)";
-    case kIdxLabelsMagic: return "2049 (IDX labels)";
-    default: return std::to_string(magic);
+    case kIdxImagesMagic:
+      return "2051 (IDX images)";
+    case kIdxLabelsMagic:
+      return "2049 (IDX labels)";
+    default:
+      return std::to_string(magic);
   }
 }
 
@@ -251,8 +253,7 @@ IdxImages load_idx(const std::string& path, const std::string& labels_path) {
   if (l.size() < 8) throw InputError(labels_path + ": truncated IDX header (" + std::to_string(l.size()) + " bytes)");
   const std::uint32_t lmagic = big_endian32(l.data());
   if (lmagic != kIdxLabelsMagic) {
-    throw InputError(labels_path + ": not an IDX labels file (magic number " + magic_text(lmagic) +
-                     ", expected 2049)");
+    throw InputError(labels_path + ": not an IDX labels file (magic number " + magic_text(lmagic) + ", expected 2049)");
   }
   const std::uint32_t ln = big_endian32(l.data() + 4);
   if (ln != n) {
@@ -351,8 +352,9 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
     const std::string dir = spec == "canvas" ? std::string(kFashionMnistDir) : spec.substr(7);
     if (dir.empty()) throw InputError("canvas: needs a folder after the colon (canvas:DIR), or plain canvas");
     if (!is_dir(dir)) {
-      throw InputError(dir + ": no such folder (the canvas set reads the Fashion-MNIST test split from there; "
-                             "Debian package dataset-fashion-mnist)");
+      throw InputError(dir +
+                       ": no such folder (the canvas set reads the Fashion-MNIST test split from there; "
+                       "Debian package dataset-fashion-mnist)");
     }
     std::string images, labels;
     for (const char* name : {"t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"})
@@ -360,7 +362,8 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
     for (const char* name : {"t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte"})
       if (labels.empty() && is_file(fs::path(dir) / name)) labels = (fs::path(dir) / name).string();
     if (images.empty() || labels.empty()) {
-      throw InputError(dir + ": no " + (images.empty() ? "t10k-images-idx3-ubyte[.gz]" : "t10k-labels-idx1-ubyte[.gz]") +
+      throw InputError(dir + ": no " +
+                       (images.empty() ? "t10k-images-idx3-ubyte[.gz]" : "t10k-labels-idx1-ubyte[.gz]") +
                        " (the canvas set needs the Fashion-MNIST test split, images and labels)");
     }
     auto data = std::make_shared<IdxData>(IdxData{load_idx(images, labels)});
@@ -484,17 +487,21 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
     bool by_name = !class_names.empty();
     if (by_name) {
       std::map<std::string, int> index;
-      for (std::size_t c = 0; c < class_names.size(); ++c) index.emplace(class_key(class_names[c]), static_cast<int>(c));
+      for (std::size_t c = 0; c < class_names.size(); ++c)
+        index.emplace(class_key(class_names[c]), static_cast<int>(c));
       for (std::size_t k = 0; k < classes.size() && by_name; ++k) {
         const auto it = index.find(class_key(classes[k].first));
-        if (it == index.end()) by_name = false;
-        else labels[k] = it->second;
+        if (it == index.end())
+          by_name = false;
+        else
+          labels[k] = it->second;
       }
     }
     // 2. every name is a class index; 3. position among the sorted names
     if (!by_name) {
       bool by_number = true;
-      for (std::size_t k = 0; k < classes.size() && by_number; ++k) by_number = parse_index(classes[k].first, labels[k]);
+      for (std::size_t k = 0; k < classes.size() && by_number; ++k)
+        by_number = parse_index(classes[k].first, labels[k]);
       if (!by_number)
         for (std::size_t k = 0; k < classes.size(); ++k) labels[k] = static_cast<int>(k);
     }

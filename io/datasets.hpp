@@ -7,11 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "core/array.hpp"  // InputError
 
@@ -96,8 +95,8 @@ class ImageDataset {
  private:
   struct IdxData;  ///< the decoded IDX images (and labels), shared by the copies of an "idx" or "canvas" data set
   struct Entry {
-    std::string path;        ///< image file (folders, boxes); empty for IDX/canvas items
-    std::size_t index = 0;   ///< item number in the whole data set (IDX/canvas ids)
+    std::string path;       ///< image file (folders, boxes); empty for IDX/canvas items
+    std::size_t index = 0;  ///< item number in the whole data set (IDX/canvas ids)
     int label = -1;
     std::optional<Box> box;  ///< boxes: from samples.json, checked against the image when decoded
   };

@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 #include <zlib.h>
 
@@ -7,13 +6,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <opencv2/imgcodecs.hpp>
 
 #include "io/datasets.hpp"
 
@@ -49,7 +47,9 @@ std::string idx_labels(const std::vector<unsigned char>& labels, std::uint32_t c
 }
 
 // Item i's pixel (r, c) in the synthetic IDX files: distinct per item and position, never zero.
-unsigned char pixel_value(std::size_t i, int r, int c) { return static_cast<unsigned char>(1 + (i * 37 + r * 5 + c) % 250); }
+unsigned char pixel_value(std::size_t i, int r, int c) {
+  return static_cast<unsigned char>(1 + (i * 37 + r * 5 + c) % 250);
+}
 
 std::vector<unsigned char> synthetic_pixels(std::size_t n, int rows, int cols) {
   std::vector<unsigned char> p;
@@ -62,10 +62,9 @@ std::vector<unsigned char> synthetic_pixels(std::size_t n, int rows, int cols) {
 class DatasetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("attnlens_datasets_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name() + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("attnlens_datasets_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name() +
+                                        "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -500,7 +499,7 @@ TEST_F(FolderDatasetTest, ClassFoldersMatchClassNames) {
   put_image("d/ankle_boot/deeper/y.PNG", 11, 21, 31);  // recursive, extension case-insensitive
   put_image("d/bag/z.bmp", 40, 50, 60);
   put("d/bag/notes.txt", "not an image");
-  put_image("d/.hidden/h.png", 0, 0, 0);   // hidden: skipped
+  put_image("d/.hidden/h.png", 0, 0, 0);    // hidden: skipped
   fs::create_directories(path("d/empty"));  // no images: not a class
   const ImageDataset ds = ImageDataset::open(path("d"), kFashionNames);
   EXPECT_EQ(ds.kind(), "class-folders");
