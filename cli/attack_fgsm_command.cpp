@@ -154,7 +154,7 @@ void run_fgsm(const FgsmState& st) {
         const FgsmResult& r = results[b];
         arm.iterations.push_back(r.success ? r.iterations : st.settings.max_iterations + 1);
         arm.successes += r.success ? 1 : 0;
-        csv << begin + b << ",\"" << items[b].image.path << "\"," << items[b].label << "," << r.original << ","
+        csv << begin + b << "," << csv_field(items[b].image.path) << "," << items[b].label << "," << r.original << ","
             << arm.method << "," << arm.region << "," << (r.success ? 1 : 0) << "," << r.iterations << ","
             << r.final_class << "\n";
         if (begin + b < static_cast<std::size_t>(st.save) && !items[b].image.rgb.empty()) {

@@ -153,7 +153,7 @@ void run_explain(ExplainState& st) {
         const std::string base = stem + "_" + m->name();
         files.emplace_back((out / (base + ".npy")).string(), encode_array(map, map.rank() == 3 ? DimNames{"head", "row", "col"} : DimNames{"row", "col"}, ".npy"));
         entry["outputs"][m->name()] = base + ".npy";
-        csv << "\"" << images[i].path << "\"," << m->name() << "," << target << ",\"" << label_of(c, target) << "\"";
+        csv << csv_field(images[i].path) << "," << m->name() << "," << target << "," << csv_field(label_of(c, target));
         for (double v : mask.data) csv << "," << fmt_number(v);
         csv << "\n";
         if (images[i].rgb.empty()) continue;  // a preprocessed tensor has no picture to draw on

@@ -56,12 +56,6 @@ std::string join(const std::vector<std::string>& items, const std::string& sep =
   return out;
 }
 
-std::string csv_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 // Probability of each class, [C], for one-row logits.
 std::vector<double> probabilities(const torch::Tensor& logits) {
   const auto p = torch::softmax(logits, -1).reshape({-1}).to(torch::kCPU, torch::kFloat64).contiguous();
@@ -340,8 +334,8 @@ void run_explain_text(const TextExplainOptions& o, std::vector<std::string> meth
       entry["scores"][name] = v;
       rows.push_back(v);
       for (size_t k = 0; k < v.size(); ++k)
-        csv << i << "," << name << "," << target << "," << csv_quote(text_label(c, target)) << "," << k << ","
-            << csv_quote(e.encoding.tokens[k]) << "," << fmt_number(v[k]) << "\n";
+        csv << i << "," << name << "," << target << "," << csv_field(text_label(c, target)) << "," << k << ","
+            << csv_field(e.encoding.tokens[k]) << "," << fmt_number(v[k]) << "\n";
     }
     if (!scores.attattr.data.empty()) {
       files.emplace_back((out / (stem + "_attattr.npy")).string(),
@@ -676,7 +670,7 @@ void run_triggers(const TriggerState& st) {
       }
       const double acc_before = n ? static_cast<double>(right_before) / n : 0.0;
       const double acc_after = n ? static_cast<double>(right_after) / n : 0.0;
-      csv << source << "," << csv_quote(join(words, " ")) << "," << gold << "," << n << "," << fmt_number(acc_before)
+      csv << source << "," << csv_field(join(words, " ")) << "," << gold << "," << n << "," << fmt_number(acc_before)
           << "," << fmt_number(acc_after) << "\n";
       result["accuracy"].push_back({{"trigger_label", source}, {"gold_label", gold}, {"texts", n},
                                     {"before", acc_before}, {"after", acc_after}});

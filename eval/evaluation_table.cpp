@@ -1,5 +1,7 @@
 #include "eval/evaluation_table.hpp"
 
+#include "io/array_writer.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -26,13 +28,6 @@ std::string number(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.10g", v);
   return buf;
-}
-
-std::string quoted(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return q + "\"";
 }
 
 /// Reads one CSV record from `pos` (RFC 4180 quoting: a quoted field may hold commas, quotes and newlines).
@@ -89,7 +84,7 @@ std::string evaluation_csv_header(const std::vector<std::string>& row_names) {
   append_series(h, "negative_", perturbation_fractions().size());
   for (const auto& r : row_names) h.push_back("spearman_vs_" + r);
   std::string line;
-  for (const auto& f : h) line += (line.empty() ? "" : ",") + quoted(f);
+  for (const auto& f : h) line += (line.empty() ? "" : ",") + csv_field(f);
   return line + "\n";
 }
 
@@ -97,8 +92,8 @@ std::string evaluation_csv_rows(const ImageScores& im) {
   std::ostringstream out;
   for (const MethodScores& m0 : im.methods) {
     MethodScores m = m0;
-    out << im.index << "," << quoted(im.id) << "," << im.label << "," << im.predicted << "," << number(im.probability)
-        << "," << quoted(m.method);
+    out << im.index << "," << csv_field(im.id) << "," << im.label << "," << im.predicted << "," << number(im.probability)
+        << "," << csv_field(m.method);
     for (double* v : scalar_fields(m)) out << "," << number(*v);
     const auto series = [&](const std::vector<double>& values, std::size_t n) {
       for (std::size_t i = 0; i < n; ++i) out << "," << (i < values.size() ? number(values[i]) : "");
@@ -219,7 +214,7 @@ std::string summary_csv(const EvaluationSummary& s) {
   for (const auto& n : summary_scalar_names()) out += "," + n + "_mean," + n + "_std," + n + "_count";
   out += "\n";
   for (const auto& row : s.rows) {
-    out += quoted(row.method);
+    out += csv_field(row.method);
     for (const auto& n : summary_scalar_names()) {
       const MeanStd& m = row.scalars.at(n);
       out += "," + number(m.mean) + "," + number(m.std) + "," + std::to_string(m.count);

@@ -114,4 +114,11 @@ void write_array(const std::string& path, const Array& array, const DimNames& di
   write_file_atomic(path, encode(array, dims, std::filesystem::path(path).extension().string(), path + ": "));
 }
 
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string q = "\"";
+  for (char ch : text) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
 }  // namespace attnlens

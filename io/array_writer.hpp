@@ -17,6 +17,9 @@ using DimNames = std::vector<std::string>;
 /// Atomic (see atomic_file.hpp). Throws InputError for an unknown extension or a dims/rank mismatch.
 void write_array(const std::string& path, const Array& array, const DimNames& dims);
 
+/// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, quote or line break; else as is.
+std::string csv_field(const std::string& text);
+
 /// The same encodings into a string, for tests and for callers that bundle outputs.
 std::string encode_array(const Array& array, const DimNames& dims, const std::string& extension);
 

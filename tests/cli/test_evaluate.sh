@@ -18,6 +18,7 @@ check "per-image table: 6 images x 8 rows, values in range" "$PY" - "$T/ev/per_i
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 names = ["raw", "rollout", "grad-rollout", "flow", "chefer", "random", "centre", "blankout"]
+assert ",raw," in open(sys.argv[1]).read().splitlines()[1]  # plain fields are not quoted
 assert len(rows) == 48, len(rows)
 assert [r["method"] for r in rows[:8]] == names
 for r in rows:

@@ -247,3 +247,19 @@ TEST_F(AtomicFile, RelativePathInCurrentFolder) {
 
 }  // namespace
 }  // namespace attnlens
+
+namespace attnlens {
+namespace {
+
+TEST(CsvField, QuotesOnlyWhenNeeded) {
+  EXPECT_EQ(csv_field("rollout"), "rollout");
+  EXPECT_EQ(csv_field(""), "");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  std::string non_const = "x,y";  // a non-const string once picked std::quoted through argument-dependent lookup
+  EXPECT_EQ(csv_field(non_const), "\"x,y\"");
+}
+
+}  // namespace
+}  // namespace attnlens
