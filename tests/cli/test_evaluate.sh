@@ -117,6 +117,42 @@ assert j["patches_attacked"] == 6 and len(j["arms"]) == 5
 PYEOF
 check "fgsm saved an adversarial image and its mask" ls "$T/fgsm/adversarial_0_rollout_inside.png" \
   "$T/fgsm/mask_0_rollout_inside.png"
+check "fgsm changes pixels inside its mask only, by at most iterations x eps" "$PY" - "$T/fgsm" "$samples" <<'PYEOF'
+import csv, sys, zlib
+import numpy as np
+def png(path):  # 8-bit grey or RGB PNG written by attnlens (OpenCV) or the training tool, any filter type
+    data = open(path, "rb").read(); pos = 8; idat = b""
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big"); kind = data[pos + 4:pos + 8]; body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR": w, h, ctype = int.from_bytes(body[:4], "big"), int.from_bytes(body[4:8], "big"), body[9]
+        if kind == b"IDAT": idat += body
+        pos += 12 + n
+    ch = {0: 1, 2: 3}[ctype]; raw = zlib.decompress(idat); stride = w * ch
+    out = np.zeros((h, stride), np.int32); prev = np.zeros(stride, np.int32)
+    for r in range(h):
+        f = raw[r * (stride + 1)]; line = np.frombuffer(raw, np.uint8, stride, r * (stride + 1) + 1).astype(np.int32)
+        cur = np.zeros(stride, np.int32)
+        for i in range(stride):
+            a = cur[i - ch] if i >= ch else 0; b = prev[i]; c = prev[i - ch] if i >= ch else 0
+            p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = [0, a, b, (a + b) // 2, a if pa <= pb and pa <= pc else (b if pb <= pc else c)][f]
+            cur[i] = (line[i] + pred) & 255
+        out[r] = cur; prev = cur
+    return out.reshape(h, w, ch)
+out, samples = sys.argv[1], sys.argv[2]
+row = next(r for r in csv.DictReader(open(out + "/fgsm.csv")) if r["index"] == "0" and r["method"] == "rollout"
+           and r["region"] == "inside")
+adv = png(out + "/adversarial_0_rollout_inside.png")[..., 0]
+mask = png(out + "/mask_0_rollout_inside.png")[..., 0] > 0
+orig = png(samples + "/00_ankle-boot.png")[..., 0]
+assert mask.sum() == 6 * 49, mask.sum()  # 6 of 64 patches, 7x7 pixels each
+assert (adv[~mask] == orig[~mask]).all()
+assert np.abs(adv - orig).max() <= int(row["iterations"]) + 1  # one 8-bit level per step of eps = 1/255
+assert (adv[mask] != orig[mask]).any()
+PYEOF
+check "targeted fgsm: success means the target class" bash -c "'$ATTNLENS' attack fgsm --model '$model' \
+  --data '$samples' --limit 3 --mask-method rollout --region outside --target 0 --max-iter 40 --save 0 -q \
+  -o '$T/fgsm_t' && awk -F, 'NR > 1 && \$7 == 1 { any = 1; if (\$9 != 0) bad = 1 } END { exit bad || !any }' '$T/fgsm_t/fgsm.csv'"
 run attack fgsm --model "$model" --data "$samples" --region nowhere -q -o "$T/fgsm_bad"
 check "fgsm bad region: exit 2, nothing written" test "$RC" -eq 2 -a ! -e "$T/fgsm_bad"
 run attack fgsm --model "$model" --data "$samples" --target 10 -q -o "$T/fgsm_bad"
