@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli/model_inputs.hpp"
 #include "eval/evaluation_report.hpp"
@@ -51,7 +50,7 @@ struct Arm {
 torch::Tensor pixel_mask(const std::vector<int>& chosen, bool complement, const VitConfig& c) {
   auto grid = torch::full({c.grid_h() * c.grid_w()}, complement ? 1.0f : 0.0f);
   for (int p : chosen) grid[p] = complement ? 0.0f : 1.0f;
-  return grid.reshape({c.grid_h(), c.grid_w()}).repeat_interleave(c.patch_size, 0).repeat_interleave(c.patch_size, 1);
+  return patch_pixels(grid.reshape({c.grid_h(), c.grid_w()}), c.patch_size);
 }
 
 double median(std::vector<double> v) {
@@ -78,8 +77,7 @@ void run_fgsm(const FgsmState& st) {
       methods.push_back(make_method(name, ms));
       gradients |= methods.back()->needs_gradients();
     }
-  torch::set_num_threads(st.threads > 0 ? st.threads
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  set_threads(st.threads);
   const VisionTransformer model = load_model(st.model);
   const VitConfig& c = model.config();
   if (c.num_classes == 0) throw InputError("the attack needs a classifier; this model is a backbone");
@@ -162,7 +160,7 @@ void run_fgsm(const FgsmState& st) {
           const torch::Tensor adv =
               (r.adversarial * 255.0).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
           cv::Mat rgb(c.image_height, c.image_width, CV_8UC3, adv.data_ptr<std::uint8_t>());
-          const cv::Mat bgr = rgb_to_bgr(rgb.clone());
+          const cv::Mat bgr = rgb_to_bgr(rgb);
           const std::string stem = std::to_string(begin + b) + "_" + arm.method + "_" + arm.region;
           files.emplace_back((out / ("adversarial_" + stem + ".png")).string(), encode_png(bgr));
           cv::Mat m8;

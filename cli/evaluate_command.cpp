@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli/model_inputs.hpp"
 #include "eval/evaluation_report.hpp"
@@ -40,12 +39,6 @@ std::string joined(const std::vector<std::string>& v) {
   return s;
 }
 
-/// Sets LibTorch's threads: --threads N, or every core when 0 (Debian's LibTorch starts with one on some machines).
-void apply_threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(n);
-}
-
 void run_evaluate(const EvaluateState& st) {
   if (st.output.empty()) throw InputError("-o DIR is required");
   if (st.data.empty()) throw InputError("--data is required");
@@ -57,7 +50,7 @@ void run_evaluate(const EvaluateState& st) {
   plan.metrics = EvaluationMetrics::parse(st.metrics);
   plan.seed = st.seed;
   plan.batch = st.model.batch;
-  apply_threads(st.threads);
+  set_threads(st.threads);
 
   const VisionTransformer model = load_model(st.model);
   const VitConfig& c = model.config();
@@ -111,23 +104,16 @@ void run_evaluate(const EvaluateState& st) {
   ProgressBar bar("evaluate", "images", !st.quiet);
   const auto remaining = static_cast<long long>(data.size() - done.size());
   long long count = 0;
-  std::vector<EvaluationImage> pending;
-  const auto flush = [&] {
-    evaluator.evaluate(pending, [&](const ImageScores& scores) {
-      append << evaluation_csv_rows(scores);
-      append.flush();  // an interrupted run keeps every finished image
-      done.push_back(scores);
-      bar.update(++count, remaining);
-    });
-    pending.clear();
-  };
   for (std::size_t i = 0; i < data.size(); ++i) {
     if (finished[i]) continue;
     DatasetImage d = load_dataset_image(data, i, pre, c);
-    pending.push_back({i, d.image.path, d.image.tensor, d.label, d.box});
-    flush();
+    for (ImageScores& scores : evaluator.evaluate({{i, d.image.path, d.image.tensor, d.label, d.box}})) {
+      append << evaluation_csv_rows(scores);
+      append.flush();  // an interrupted run keeps every finished image
+      done.push_back(std::move(scores));
+      bar.update(++count, remaining);
+    }
   }
-  if (!pending.empty()) flush();
   bar.finish();
   if (!append) throw InputError(table.string() + ": write failed");
   append.close();

@@ -35,15 +35,6 @@ struct ExplainState {
   TextExplainOptions text;  ///< --text/--texts: explain a BERT classifier instead
 };
 
-// Display scaling: vit-explain divides by the maximum; Chefer min-max normalises (spec 1.4, 4.1).
-Array display_mask(const Array& map, bool minmax) {
-  Array m = map;
-  double lo = m.data[0], hi = m.data[0];
-  for (double v : m.data) lo = std::min(lo, v), hi = std::max(hi, v);
-  for (double& v : m.data) v = minmax ? (hi > lo ? (v - lo) / (hi - lo) : 0.0) : (hi > 0 ? v / hi : 0.0);
-  return m;
-}
-
 Array mean_over_heads(const Array& maps) {  // [H,gh,gw] -> [gh,gw]
   const int64_t h = maps.shape[0], g = maps.size() / h;
   Array out({maps.shape[1], maps.shape[2]});
@@ -162,8 +153,8 @@ void run_explain(ExplainState& st) {
         // would paint the whole image one colour.
         const std::string& name = m->name();
         const bool minmax = name == "chefer" || name == "flow" || name == "flow-metzger";
-        cv::Mat picture = name == "chefer" ? overlay_chefer(images[i].rgb, display_mask(mask, true))
-                                           : overlay_vit_explain(images[i].rgb, display_mask(mask, minmax));
+        cv::Mat picture = name == "chefer" ? overlay_chefer(images[i].rgb, scale_for_display(mask, true))
+                                           : overlay_vit_explain(images[i].rgb, scale_for_display(mask, minmax));
         files.emplace_back((out / (base + ".png")).string(), encode_png(picture));
         figures.push_back({png_data_uri(picture), m->name(), display_width});
         if (map.rank() == 3) {  // per-head grid, with DINO's mass-threshold masks when asked

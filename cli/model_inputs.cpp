@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include <opencv2/imgproc.hpp>
 
@@ -107,6 +108,19 @@ std::vector<std::string> expand_image_paths(const std::vector<std::string>& inpu
   return paths;
 }
 
+namespace {
+
+// A preprocessed [C,H,W] array as the model's float32 input; InputError naming `name` unless it has the model's size.
+torch::Tensor model_input(const Array& tensor, const std::string& name, const VitConfig& c) {
+  if (tensor.shape != std::vector<std::int64_t>{c.in_chans, c.image_height, c.image_width})
+    throw InputError(name + ": preprocessed to " + tensor.shape_string() + " but the model takes [" +
+                     std::to_string(c.in_chans) + "," + std::to_string(c.image_height) + "," +
+                     std::to_string(c.image_width) + "]; adjust --resize/--crop or --image-size");
+  return torch::from_blob(const_cast<double*>(tensor.data.data()), tensor.shape, torch::kFloat64).to(torch::kFloat32);
+}
+
+}  // namespace
+
 ModelImage load_model_image(const std::string& path, const Preprocess& preprocess, const VitConfig& c) {
   ModelImage image;
   image.path = path;
@@ -118,11 +132,7 @@ ModelImage load_model_image(const std::string& path, const Preprocess& preproces
     tensor = std::move(p.tensor);
     image.rgb = p.rgb;
   }
-  if (tensor.shape != std::vector<std::int64_t>{c.in_chans, c.image_height, c.image_width})
-    throw InputError(path + ": preprocessed to " + tensor.shape_string() + " but the model takes [" +
-                     std::to_string(c.in_chans) + "," + std::to_string(c.image_height) + "," +
-                     std::to_string(c.image_width) + "]; adjust --resize/--crop or --image-size");
-  image.tensor = torch::from_blob(tensor.data.data(), tensor.shape, torch::kFloat64).to(torch::kFloat32);
+  image.tensor = model_input(tensor, path, c);
   return image;
 }
 
@@ -175,18 +185,18 @@ DatasetImage load_dataset_image(const ImageDataset& data, std::size_t index, con
     throw InputError(item.id + ": label " + std::to_string(out.label) + " is out of range: the model has " +
                      std::to_string(c.num_classes) + " classes");
   PreprocessedImage p = preprocess(item.rgb, pre);
-  if (p.tensor.shape != std::vector<std::int64_t>{c.in_chans, c.image_height, c.image_width})
-    throw InputError(item.id + ": preprocessed to " + p.tensor.shape_string() + " but the model takes [" +
-                     std::to_string(c.in_chans) + "," + std::to_string(c.image_height) + "," +
-                     std::to_string(c.image_width) + "]; adjust --resize/--crop or --image-size");
+  out.image.tensor = model_input(p.tensor, item.id, c);
   if (item.box) {
     const auto b = box_through(*item.box, item.rgb.size(), pre, c);
     if (b[2] > b[0] && b[3] > b[1]) out.box = b;  // a box cropped away entirely says nothing
   }
   out.image.path = item.id;
-  out.image.tensor = torch::from_blob(p.tensor.data.data(), p.tensor.shape, torch::kFloat64).to(torch::kFloat32);
   out.image.rgb = p.rgb;
   return out;
+}
+
+void set_threads(int threads) {
+  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 cv::Mat rgb_to_bgr(const cv::Mat& rgb) {

@@ -66,6 +66,9 @@ struct DatasetImage {
 DatasetImage load_dataset_image(const ImageDataset& data, std::size_t index, const Preprocess& preprocess,
                                 const VitConfig& config);
 
+/// LibTorch's threads: `threads`, or every core when 0 (Debian's LibTorch starts with one on some machines).
+void set_threads(int threads);
+
 /// An 8-bit RGB picture in OpenCV's BGR order, for encode_png and the overlays' outputs.
 cv::Mat rgb_to_bgr(const cv::Mat& rgb);
 

@@ -19,11 +19,7 @@ std::string mean_pm_std(const MeanStd& m) {
 }
 
 cv::Mat gallery_overlay(const cv::Mat& rgb, const Array& map) {
-  Array m = map;
-  const auto [lo, hi] = std::minmax_element(m.data.begin(), m.data.end());
-  const double a = *lo, b = *hi;
-  for (double& v : m.data) v = b > a ? (v - a) / (b - a) : 0.0;
-  return overlay_vit_explain(rgb, m);
+  return overlay_vit_explain(rgb, scale_for_display(map, true));
 }
 
 namespace {

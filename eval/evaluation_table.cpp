@@ -1,11 +1,12 @@
 #include "eval/evaluation_table.hpp"
 
-#include "io/array_writer.hpp"
-
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include "io/array_writer.hpp"
 
 namespace attnlens {
 
@@ -18,9 +19,11 @@ const std::vector<std::string>& scalar_columns() {
   return c;
 }
 
-std::vector<double*> scalar_fields(MethodScores& m) {
-  return {&m.milliseconds, &m.spearman_blankout, &m.top_overlap_blankout, &m.deletion_auc, &m.insertion_auc,
-          &m.positive_auc, &m.negative_auc,      &m.pointing_hit,         &m.mass_in_box};
+// The scalar members in scalar_columns() order; const for reading, non-const for parsing.
+template <typename Scores>
+auto scalar_fields(Scores& m) {
+  return std::array{&m.milliseconds, &m.spearman_blankout, &m.top_overlap_blankout, &m.deletion_auc, &m.insertion_auc,
+                    &m.positive_auc, &m.negative_auc,      &m.pointing_hit,         &m.mass_in_box};
 }
 
 std::string number(double v) {
@@ -90,11 +93,10 @@ std::string evaluation_csv_header(const std::vector<std::string>& row_names) {
 
 std::string evaluation_csv_rows(const ImageScores& im) {
   std::ostringstream out;
-  for (const MethodScores& m0 : im.methods) {
-    MethodScores m = m0;
-    out << im.index << "," << csv_field(im.id) << "," << im.label << "," << im.predicted << "," << number(im.probability)
-        << "," << csv_field(m.method);
-    for (double* v : scalar_fields(m)) out << "," << number(*v);
+  for (const MethodScores& m : im.methods) {
+    out << im.index << "," << csv_field(im.id) << "," << im.label << "," << im.predicted << ","
+        << number(im.probability) << "," << csv_field(m.method);
+    for (const double* v : scalar_fields(m)) out << "," << number(*v);
     const auto series = [&](const std::vector<double>& values, std::size_t n) {
       for (std::size_t i = 0; i < n; ++i) out << "," << (i < values.size() ? number(values[i]) : "");
     };
@@ -193,10 +195,7 @@ EvaluationSummary summarise(const std::vector<ImageScores>& images, const std::v
     };
     for (std::size_t k = 0; k < scalar_columns().size(); ++k) {
       std::vector<double> values;
-      for (const auto& im : images) {
-        MethodScores m = im.methods[r];
-        values.push_back(*scalar_fields(m)[k]);
-      }
+      for (const auto& im : images) values.push_back(*scalar_fields(im.methods[r])[k]);
       row.scalars[scalar_columns()[k]] = mean_std(values);
     }
     row.deletion_curve = mean_series(&MethodScores::deletion_curve, curve_fractions().size());

@@ -92,8 +92,7 @@ ImageEvaluator::ImageEvaluator(const VisionTransformer& model, InputSpace space,
   if (!(plan_.top_share > 0.0 && plan_.top_share <= 1.0)) throw InputError("--top-share must be in (0, 1]");
 }
 
-std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationImage>& images,
-                                                  const std::function<void(const ImageScores&)>& on_image) const {
+std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationImage>& images) const {
   if (images.empty()) return {};
   const VitConfig& c = model_.config();
   const TokenLayout layout = TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w());
@@ -104,7 +103,6 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
     // near-equal values then rank differently, so a resumed run would not reproduce the uninterrupted one. The
     // passes are a small part of the cost next to the perturbed copies.
     const torch::Tensor batch = im.tensor.unsqueeze(0);
-    const std::int64_t bi = 0;
     // The attention methods' pass, and the gradient methods' pass (forward + backward); each method is charged the
     // pass it needs, so the cost column compares what a user would pay for each method alone.
     auto t0 = std::chrono::steady_clock::now();
@@ -122,8 +120,8 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
     scores.index = im.index;
     scores.id = im.id;
     scores.label = im.label;
-    scores.predicted = probabilities[bi].argmax().item<std::int64_t>();
-    scores.probability = probabilities[bi][scores.predicted].item<double>();
+    scores.predicted = probabilities[0].argmax().item<std::int64_t>();
+    scores.probability = probabilities[0][scores.predicted].item<double>();
     const std::int64_t truth = im.label >= 0 ? im.label : scores.predicted;
 
     AttentionRecord plain_record, grad_record;
@@ -132,40 +130,40 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
       AttentionRecord& r = m->needs_gradients() ? grad_record : plain_record;
       const VitCapture& cap = m->needs_gradients() ? with_grad : plain;
       if (m->needs_gradients() && r.attention_grad.data.empty()) {
-        r.attention = image_layers(cap.attention, bi);
-        r.attention_grad = image_layers(cap.attention_grad, bi);
-        r.scores_grad = image_layers(cap.scores_grad, bi);
+        r.attention = image_layers(cap.attention, 0);
+        r.attention_grad = image_layers(cap.attention_grad, 0);
+        r.scores_grad = image_layers(cap.scores_grad, 0);
       }
       if (!m->needs_gradients()) {
-        if (m->uses_head_mean() && r.head_mean.data.empty()) r.head_mean = image_layers_head_mean(cap.attention, bi);
-        if (!m->uses_head_mean() && r.attention.data.empty()) r.attention = image_layers(cap.attention, bi);
+        if (m->uses_head_mean() && r.head_mean.data.empty()) r.head_mean = image_layers_head_mean(cap.attention, 0);
+        if (!m->uses_head_mean() && r.attention.data.empty()) r.attention = image_layers(cap.attention, 0);
       }
     }
-    for (const auto& m : methods_) {
+    // One row per method, baseline and blank-out: its map, and its cost (plus the model pass it needed).
+    const auto add_row = [&](const std::string& name, const auto& make_map, double pass_ms) {
       const auto tm = std::chrono::steady_clock::now();
-      scores.maps.push_back(m->explain(m->needs_gradients() ? grad_record : plain_record));
-      MethodScores ms;
-      ms.method = m->name();
-      ms.milliseconds = elapsed_ms(tm) + (m->needs_gradients() ? backward_ms : forward_ms);
-      scores.methods.push_back(std::move(ms));
-    }
-    for (const auto& name : plan_.baselines) {
-      const auto tm = std::chrono::steady_clock::now();
-      scores.maps.push_back(name == "random" ? random_map(c.grid_h(), c.grid_w(), plan_.seed, im.index)
-                                             : centre_prior_map(c.grid_h(), c.grid_w()));
+      scores.maps.push_back(make_map());
       MethodScores ms;
       ms.method = name;
-      ms.milliseconds = elapsed_ms(tm);
+      ms.milliseconds = elapsed_ms(tm) + pass_ms;
       scores.methods.push_back(std::move(ms));
+    };
+    for (const auto& m : methods_) {
+      const bool grads = m->needs_gradients();
+      add_row(
+          m->name(), [&] { return m->explain(grads ? grad_record : plain_record); }, grads ? backward_ms : forward_ms);
     }
-    if (plan_.metrics.blankout) {
-      const auto tm = std::chrono::steady_clock::now();
-      scores.maps.push_back(blank_out(model_, im.tensor, scores.predicted, space_, plan_.batch));
-      MethodScores ms;
-      ms.method = "blankout";
-      ms.milliseconds = elapsed_ms(tm);
-      scores.methods.push_back(std::move(ms));
-    }
+    for (const auto& name : plan_.baselines)
+      add_row(
+          name,
+          [&] {
+            return name == "random" ? random_map(c.grid_h(), c.grid_w(), plan_.seed, im.index)
+                                    : centre_prior_map(c.grid_h(), c.grid_w());
+          },
+          0.0);
+    if (plan_.metrics.blankout)
+      add_row(
+          "blankout", [&] { return blank_out(model_, im.tensor, scores.predicted, space_, plan_.batch); }, 0.0);
 
     // Every perturbed copy of this image for every row, run through the model together.
     const bool curves = plan_.metrics.deletion || plan_.metrics.insertion;
@@ -230,7 +228,6 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
       }
       for (const Array& other : scores.maps) ms.spearman_vs.push_back(spearman(map, other.data));
     }
-    if (on_image) on_image(scores);
     out.push_back(std::move(scores));
   }
   return out;

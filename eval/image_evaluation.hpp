@@ -5,7 +5,6 @@
 #pragma once
 
 #include <array>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,11 +82,9 @@ class ImageEvaluator {
   const std::vector<std::string>& row_names() const { return rows_; }
   const EvaluationPlan& plan() const { return plan_; }
 
-  /// Scores images one by one (each with its own model pass, so its numbers do not depend on which images are
-  /// evaluated with it, then its perturbed copies in batches). `on_image` is called as soon as each image is done (the
-  /// caller appends it to the table, so a stop loses at most one image).
-  std::vector<ImageScores> evaluate(const std::vector<EvaluationImage>& images,
-                                    const std::function<void(const ImageScores&)>& on_image = {}) const;
+  /// Scores images one by one: each with its own model pass, so its numbers do not depend on which images are
+  /// evaluated with it, then its perturbed copies in batches.
+  std::vector<ImageScores> evaluate(const std::vector<EvaluationImage>& images) const;
 
  private:
   const VisionTransformer& model_;

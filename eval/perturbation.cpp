@@ -25,6 +25,10 @@ torch::Tensor InputSpace::from_pixels(const torch::Tensor& x) const {
   return (x - channel_tensor(mean).to(x.device())) / channel_tensor(std).to(x.device());
 }
 
+torch::Tensor patch_pixels(const torch::Tensor& grid, std::int64_t patch) {
+  return grid.repeat_interleave(patch, 0).repeat_interleave(patch, 1);
+}
+
 PerturbationBatch::PerturbationBatch(const VisionTransformer& model, torch::Tensor image, InputSpace space, int batch)
     : model_(model), image_(image.to(torch::kFloat32).cpu()), black_(space.black()), batch_(std::max(1, batch)) {
   const VitConfig& c = model.config();
@@ -62,7 +66,7 @@ torch::Tensor PerturbationBatch::run() const {
       } else {
         auto grid = torch::from_blob(const_cast<std::uint8_t*>(job.patches.data()), {gh, gw}, torch::kUInt8)
                         .to(torch::kFloat32);
-        keeps.push_back(grid.repeat_interleave(p, 0).repeat_interleave(p, 1));
+        keeps.push_back(patch_pixels(grid, p));
       }
     }
     auto keep = torch::stack(keeps).unsqueeze(1);  // [b,1,H,W]

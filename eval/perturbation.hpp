@@ -24,6 +24,9 @@ struct InputSpace {
   torch::Tensor from_pixels(const torch::Tensor& x) const;  ///< [0,1] pixels -> normalised
 };
 
+/// Per-patch values [gh, gw] spread over each patch's pixels: [gh * patch, gw * patch].
+torch::Tensor patch_pixels(const torch::Tensor& grid, std::int64_t patch);
+
 /// Perturbed copies of one normalised image [3,H,W], each keeping some pixels and blacking out the rest.
 class PerturbationBatch {
  public:

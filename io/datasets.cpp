@@ -109,15 +109,6 @@ std::string class_key(const std::string& name) {
   return k;
 }
 
-// "7", "007" yes; "", "-1", "7a", "1e3" and more than 9 digits (int overflow) no.
-bool parse_index(const std::string& s, int& out) {
-  if (s.empty() || s.size() > 9) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  out = std::stoi(s);
-  return true;
-}
-
 // The whole file, gunzipped when it is gzip (zlib's gzread passes other files through unchanged).
 std::vector<unsigned char> read_maybe_gzip(const std::string& path) {
   if (is_dir(path)) throw InputError(path + ": is a folder, not an IDX file");
@@ -501,7 +492,7 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
     if (!by_name) {
       bool by_number = true;
       for (std::size_t k = 0; k < classes.size() && by_number; ++k)
-        by_number = parse_index(classes[k].first, labels[k]);
+        by_number = parse_decimal(classes[k].first, labels[k]);
       if (!by_number)
         for (std::size_t k = 0; k < classes.size(); ++k) labels[k] = static_cast<int>(k);
     }

@@ -23,25 +23,16 @@ namespace {
 
 std::string size_text(int h, int w) { return std::to_string(h) + "x" + std::to_string(w); }
 
-// Strict integer parsing: "248" yes, "248px", "+3", "" and overflow no.
-bool parse_int(const std::string& s, int& out) {
-  if (s.empty() || s.size() > 9) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  out = std::stoi(s);
-  return true;
-}
-
 // "S" -> (S, S, single=true); "HxW" -> (H, W, single=false). Sizes in [1, 65536].
 bool parse_size(const std::string& text, int& h, int& w, bool& single) {
   const auto x = text.find_first_of("xX");
   if (x == std::string::npos) {
     single = true;
-    if (!parse_int(text, h)) return false;
+    if (!parse_decimal(text, h)) return false;
     w = h;
   } else {
     single = false;
-    if (!parse_int(text.substr(0, x), h) || !parse_int(text.substr(x + 1), w)) return false;
+    if (!parse_decimal(text.substr(0, x), h) || !parse_decimal(text.substr(x + 1), w)) return false;
   }
   return h >= 1 && w >= 1 && h <= 65536 && w <= 65536;
 }
@@ -244,6 +235,14 @@ std::array<double, 3> parse_channel_values(const std::string& text, const std::s
     if (positive && !(v[i] > 0)) throw InputError(what + " values must be > 0, got '" + text + "'");
   }
   return v;
+}
+
+bool parse_decimal(const std::string& s, int& out) {
+  if (s.empty() || s.size() > 9) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  out = std::stoi(s);
+  return true;
 }
 
 int center_crop_offset(int size, int crop) {

@@ -78,6 +78,10 @@ std::array<double, 3> parse_channel_values(const std::string& text, const std::s
 /// e.g. (249, 224) -> 12, (251, 224) -> 14. Requires size >= crop.
 int center_crop_offset(int size, int crop);
 
+/// Strict non-negative decimal integer of at most 9 digits, so it fits an int: "248", "007" yes; "", "+3", "-1",
+/// "248px" and "1e3" no. For sizes in options and numbered class folders.
+bool parse_decimal(const std::string& text, int& out);
+
 struct PreprocessedImage {
   Array tensor;  ///< [3,H,W], RGB planes, (x/255 - mean)/std computed in float32 as torchvision does
   cv::Mat rgb;   ///< the resized and cropped 8-bit RGB image the tensor came from, for overlays

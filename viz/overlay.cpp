@@ -294,4 +294,13 @@ std::string base64_encode(const std::string& bytes) {
   return out;
 }
 
+Array scale_for_display(const Array& map, bool minmax) {
+  Array m = map;
+  if (m.data.empty()) return m;
+  const auto [lo_it, hi_it] = std::minmax_element(m.data.begin(), m.data.end());
+  const double lo = *lo_it, hi = *hi_it;
+  for (double& v : m.data) v = minmax ? (hi > lo ? (v - lo) / (hi - lo) : 0.0) : (hi > 0 ? v / hi : 0.0);
+  return m;
+}
+
 }  // namespace attnlens

@@ -28,6 +28,10 @@ cv::Mat upsample_nearest(const cv::Mat& image, cv::Size size);
 /// maximum beforehand (`--scale max` in the CLI).
 cv::Mat overlay_vit_explain(const cv::Mat& rgb, const Array& mask);
 
+/// Display scaling of a relevance map before an overlay (spec 1.4, 4.1): divided by its maximum as vit-explain does
+/// (0 everywhere when the maximum is not positive), or min-max normalised as Chefer et al. do (0 for a constant map).
+Array scale_for_display(const Array& map, bool minmax);
+
 /// Chefer et al.'s visualisation (spec 4.1): the mask is upsampled bilinearly, then min-max normalised; the photo
 /// is min-max normalised over all channels; then the same sum / max / uint8 steps as vit-explain. Their notebook adds
 /// the BGR heat to the RGB photo and swaps channels for display, so the photo appears with red and blue exchanged;
