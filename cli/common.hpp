@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/array.hpp"
+#include "core/stack_methods.hpp"
 #include "core/validate.hpp"
 #include "io/array_writer.hpp"
 #include "io/npy.hpp"
@@ -50,8 +52,8 @@ inline void check_output_path(const std::string& path, const std::string& option
   std::string ext = extension_of(path);
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext != ".npy" && ext != ".csv" && ext != ".json") {
-    throw InputError(option + ": cannot tell the output format of '" + path + "' (extension '" +
-                     extension_of(path) + "'); use .npy (float64), .csv or .json");
+    throw InputError(option + ": cannot tell the output format of '" + path + "' (extension '" + extension_of(path) +
+                     "'); use .npy (float64), .csv or .json");
   }
 }
 
@@ -82,23 +84,6 @@ inline std::pair<int, int> parse_grid(const std::string& text) {
   throw InputError("--grid: expected HxW with positive integers, such as 14x14, got '" + text + "'");
 }
 
-/// Python-style layer index: -1 = last. Throws InputError when outside [-layers, layers).
-inline int resolve_layer(int layer, int layers, const std::string& option) {
-  const int resolved = layer < 0 ? layer + layers : layer;
-  if (resolved < 0 || resolved >= layers) {
-    throw InputError(option + " " + std::to_string(layer) + " is out of range for " + std::to_string(layers) +
-                     " layers (valid: " + std::to_string(-layers) + ".." + std::to_string(layers - 1) + ")");
-  }
-  return resolved;
-}
-
-inline void check_query_row(int row, int tokens) {
-  if (row < 0 || row >= tokens) {
-    throw InputError("--query-row " + std::to_string(row) + " is out of range: the input has " +
-                     std::to_string(tokens) + " tokens (valid: 0.." + std::to_string(tokens - 1) + ")");
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Loading
 // ---------------------------------------------------------------------------------------------------------------
@@ -108,8 +93,6 @@ struct LoadedStack {
   std::string path;
   Array array;
   AttentionView view;
-  TokenLayout layout;
-  AttentionCheck check;
 
   LoadedStack() = default;
   LoadedStack(const LoadedStack&) = delete;
@@ -123,116 +106,23 @@ struct LoadedStack {
       view = other.view;
       view.data = array.data.data();
     }
-    layout = other.layout;
-    check = other.check;
     return *this;
   }
 };
 
-/// read_npy -> AttentionView::of -> TokenLayout::resolve -> check_attention (spec section 0 conventions).
-/// Rows far from summing to 1: InputError when `strict`, else one warning line on stderr naming the worst row.
-inline LoadedStack load_stack(const std::string& path, int prefix_tokens, const std::string& grid, bool strict) {
-  if (prefix_tokens < 0) {
-    throw InputError("--prefix-tokens " + std::to_string(prefix_tokens) + " must be >= 0");
-  }
-  const auto [grid_h, grid_w] = parse_grid(grid);
+/// read_npy -> AttentionView::of -> check_attention_stack (spec section 0 conventions). Rows far from summing to 1:
+/// InputError when `strict`, else one warning line on stderr naming the worst row. No patch grid is needed here:
+/// the methods that lay tokens out on a grid resolve it themselves.
+inline LoadedStack load_stack(const std::string& path, bool strict) {
   LoadedStack s;
   s.path = path;
   s.array = read_npy(path);
   s.view = AttentionView::of(s.array);
-  s.layout = TokenLayout::resolve(s.view.tokens, prefix_tokens, grid_h, grid_w);
-  s.check = check_attention(s.view);
-  if (s.check.max_row_sum_error > kRowSumTolerance) {
-    std::string where = "layer " + std::to_string(s.check.worst_layer);
-    if (s.array.rank() == 4) where += ", head " + std::to_string(s.check.worst_head);
-    where += ", row " + std::to_string(s.check.worst_row);
-    const std::string what = "rows of '" + path + "' do not sum to 1: max |row sum - 1| = " +
-                             fmt_number(s.check.max_row_sum_error) + " at " + where + " (tolerance " +
-                             fmt_number(kRowSumTolerance) + "); expected post-softmax attention";
-    if (strict) throw InputError(what);
-    std::cerr << "attnlens: warning: " << what << " (use --strict to make this an error)" << std::endl;
-  }
+  const std::string warning = check_attention_stack(s.view, s.array.rank() == 4, strict, path);
+  if (!warning.empty())
+    std::cerr << "attnlens: warning: " << warning << " (use --strict to make this an error)" << std::endl;
   return s;
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Result shaping
-// ---------------------------------------------------------------------------------------------------------------
-
-/// Matrix `index` of a stack [K,N,N] -> [N,N].
-inline Array take_matrix(const Array& stack, std::int64_t index) {
-  const std::int64_t n = stack.shape[1], m = stack.shape[2];
-  Array out({n, m});
-  std::copy_n(stack.data.begin() + index * n * m, n * m, out.data.begin());
-  return out;
-}
-
-/// Row `row` of every trailing [N,N] matrix: [...,N,N] -> [...,N] (dims: the query dimension is removed).
-inline Array select_row(const Array& a, int row) {
-  const int r = a.rank();
-  const std::int64_t rows = a.shape[r - 2], cols = a.shape[r - 1];
-  std::vector<std::int64_t> shape(a.shape.begin(), a.shape.end() - 2);
-  shape.push_back(cols);
-  Array out(shape);
-  const std::int64_t mats = a.size() / (rows * cols);
-  for (std::int64_t i = 0; i < mats; ++i) {
-    std::copy_n(a.data.begin() + (i * rows + row) * cols, cols, out.data.begin() + i * cols);
-  }
-  return out;
-}
-
-/// Drops the first `prefix` entries of the last dimension (--patches-only).
-inline Array drop_prefix_columns(const Array& a, int prefix) {
-  if (prefix <= 0) return a;
-  const std::int64_t cols = a.shape.back();
-  const std::int64_t kept = std::max<std::int64_t>(0, cols - prefix);
-  std::vector<std::int64_t> shape = a.shape;
-  shape.back() = kept;
-  Array out(shape);
-  const std::int64_t rows = cols == 0 ? 0 : a.size() / cols;
-  for (std::int64_t i = 0; i < rows; ++i) {
-    std::copy_n(a.data.begin() + i * cols + (cols - kept), kept, out.data.begin() + i * kept);
-  }
-  return out;
-}
-
-enum class Scale { None, Max, MinMax, Sum };
-
-inline Scale parse_scale(const std::string& s) {
-  if (s == "max") return Scale::Max;
-  if (s == "minmax") return Scale::MinMax;
-  if (s == "sum") return Scale::Sum;
-  return Scale::None;
-}
-
-/// Rescales each row (last dimension): max -> x/max, minmax -> (x-min)/(max-min), sum -> x/sum.
-/// A zero denominator leaves the row unchanged.
-inline void scale_rows(Array& a, Scale scale) {
-  if (scale == Scale::None || a.data.empty()) return;
-  const std::int64_t cols = a.rank() == 0 ? 1 : a.shape.back();
-  if (cols == 0) return;
-  const std::int64_t rows = a.size() / cols;
-  for (std::int64_t i = 0; i < rows; ++i) {
-    double* x = a.data.data() + i * cols;
-    const double mx = *std::max_element(x, x + cols);
-    const double mn = *std::min_element(x, x + cols);
-    double offset = 0.0, denom = 1.0;
-    if (scale == Scale::Max) {
-      denom = mx;
-    } else if (scale == Scale::MinMax) {
-      offset = mn;
-      denom = mx - mn;
-    } else {
-      denom = 0.0;
-      for (std::int64_t j = 0; j < cols; ++j) denom += x[j];
-    }
-    if (denom == 0.0 || !std::isfinite(denom)) continue;
-    for (std::int64_t j = 0; j < cols; ++j) x[j] = (x[j] - offset) / denom;
-  }
-}
-
-/// Divides each row (last dimension) by its sum; rows summing to 0 stay unchanged.
-inline void normalize_last_dim(Array& a) { scale_rows(a, Scale::Sum); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reporting
@@ -242,12 +132,37 @@ inline void report_written(const std::string& path, const Array& a, bool quiet) 
   if (!quiet) std::cout << "wrote " << path << " " << a.shape_string() << std::endl;
 }
 
+/// Prints the per-layer summary table of a [L,H] mean-attention-distance array to stdout (attention distance, demo
+/// and the model command distance).
+inline void print_distance_table(const Array& distance, double patch_size) {
+  if (distance.rank() != 2) return;
+  const std::int64_t layers = distance.shape[0], heads = distance.shape[1];
+  std::ostringstream s;
+  s << "mean attention distance in pixels (patch size " << fmt_number(patch_size) << "), over " << heads << " heads\n";
+  s << "layer      mean       min       max\n";
+  s << std::fixed << std::setprecision(2);
+  for (std::int64_t l = 0; l < layers; ++l) {
+    const double* row = distance.data.data() + l * heads;
+    double sum = 0.0, mn = row[0], mx = row[0];
+    for (std::int64_t h = 0; h < heads; ++h) {
+      sum += row[h];
+      mn = std::min(mn, row[h]);
+      mx = std::max(mx, row[h]);
+    }
+    s << std::setw(5) << l << std::setw(10) << (heads > 0 ? sum / static_cast<double>(heads) : 0.0) << std::setw(10)
+      << mn << std::setw(10) << mx << "\n";
+  }
+  std::cout << s.str() << std::flush;
+}
+
 /// Carriage-return progress bar on stderr: "flow [=====>    ] 120/480 sources, 3.1 s, 38.7/s, ETA 9 s".
 /// Enabled only when stderr is a terminal and not --quiet. Safe to call from several threads.
 class ProgressBar {
  public:
   ProgressBar(std::string label, std::string unit, bool enabled)
-      : label_(std::move(label)), unit_(std::move(unit)), enabled_(enabled && isatty(fileno(stderr)) != 0),
+      : label_(std::move(label)),
+        unit_(std::move(unit)),
+        enabled_(enabled && isatty(fileno(stderr)) != 0),
         start_(std::chrono::steady_clock::now()) {}
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;

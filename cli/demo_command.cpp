@@ -1,6 +1,5 @@
 // `attnlens demo`: every attention-graph method on the bundled example stack, with ASCII heat maps and timings.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -44,8 +43,7 @@ std::string resolve_default_input() {
       for (const fs::path& c : {p / "example" / "attention.npy", p / "attention.npy"}) {
         if (is_file(c)) return c.string();
       }
-      throw InputError("ATTNLENS_DATA='" + p.string() +
-                       "' is a folder without example/attention.npy or attention.npy");
+      throw InputError("ATTNLENS_DATA='" + p.string() + "' is a folder without example/attention.npy or attention.npy");
     }
     if (is_file(p)) return p.string();
     throw InputError("ATTNLENS_DATA='" + p.string() + "' does not exist");
@@ -83,9 +81,8 @@ nlohmann::json top_patches(const double* values, const TokenLayout& layout, int 
   std::vector<int> idx(static_cast<std::size_t>(g));
   std::iota(idx.begin(), idx.end(), 0);
   k = std::min(k, g);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) {
-    return values[a] > values[b] || (values[a] == values[b] && a < b);
-  });
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int a, int b) { return values[a] > values[b] || (values[a] == values[b] && a < b); });
   nlohmann::json out = nlohmann::json::array();
   for (int i = 0; i < k; ++i) {
     const int p = idx[static_cast<std::size_t>(i)];
@@ -141,7 +138,7 @@ struct DemoState {
 
 struct Output {
   std::string file;
-  Result result;
+  LabeledArray result;
 };
 
 struct Step {
@@ -155,19 +152,15 @@ struct Step {
 void run_demo(const DemoState& st) {
   const std::string input = st.input.empty() ? resolve_default_input() : st.input;
   if (st.threads < 0) throw InputError("--threads " + std::to_string(st.threads) + " must be >= 0 (0 = all cores)");
-  const LoadedStack stack = load_stack(input, 1, "", false);
-  const TokenLayout& layout = stack.layout;
+  const LoadedStack stack = load_stack(input, false);
+  StackSettings cls;  // CLS row, explicitly selected; 1 prefix token and a square grid
+  cls.query_row = 0;
+  const TokenLayout layout = stack_layout(stack.view.tokens, cls);
   if (!st.quiet) {
     std::cout << "attnlens demo on " << input << " " << stack.array.shape_string() << ": " << stack.view.layers
               << " layers, " << stack.view.heads << " heads, " << stack.view.tokens << " tokens = " << layout.prefix
               << " prefix + " << layout.grid_h << "x" << layout.grid_w << " patches\n\n";
   }
-
-  CommonOptions cls;  // CLS row, explicitly selected
-  cls.query_row = 0;
-  cls.query_row_explicit = true;
-  CommonOptions full = cls;  // full matrices
-  full.query_row_explicit = false;
 
   std::vector<Step> steps;
   auto timed = [&](const std::string& name, const std::string& description, const std::function<void(Step&)>& f) {
@@ -186,40 +179,45 @@ void run_demo(const DemoState& st) {
   };
 
   timed("raw", "raw attention, last layer, head mean, CLS row", [&](Step& s) {
-    RawOptions o;
-    s.outputs.push_back({"raw_cls.npy", compute_raw(stack, cls, o)});
+    RawSettings o;
+    static_cast<StackSettings&>(o) = cls;
+    s.outputs.push_back({"raw_cls.npy", raw_attention(stack.view, o)});
     key_vector_summary(s, s.outputs[0].result.array);
   });
   timed("rollout_abnar", "rollout (Abnar & Zuidema), CLS row", [&](Step& s) {
-    RolloutCliOptions o;
-    s.outputs.push_back({"rollout_abnar_cls.npy", compute_rollout(stack, cls, o)});
+    RolloutSettings o;
+    static_cast<StackSettings&>(o) = cls;
+    s.outputs.push_back({"rollout_abnar_cls.npy", attention_rollout(stack.view, o)});
     key_vector_summary(s, s.outputs[0].result.array);
   });
-  timed("rollout_vit_explain",
-        "rollout (vit-explain reference: max fusion, discard 0.9), CLS row, patches, / max", [&](Step& s) {
-          RolloutCliOptions o;
-          o.core.mode = RolloutMode::VitExplainReference;
-          o.core.fusion = HeadFusion::Max;
-          o.core.discard_ratio = 0.9;
+  timed("rollout_vit_explain", "rollout (vit-explain reference: max fusion, discard 0.9), CLS row, patches, / max",
+        [&](Step& s) {
+          RolloutSettings o;
+          static_cast<StackSettings&>(o) = cls;
+          o.mode = RolloutMode::VitExplainReference;
+          o.fusion = HeadFusion::Max;
+          o.discard_ratio = 0.9;
           o.scale = Scale::Max;
-          CommonOptions c = cls;
-          c.patches_only = true;
-          s.outputs.push_back({"rollout_vit_explain_cls.npy", compute_rollout(stack, c, o)});
+          o.patches_only = true;
+          s.outputs.push_back({"rollout_vit_explain_cls.npy", attention_rollout(stack.view, o)});
           key_vector_summary(s, s.outputs[0].result.array);
         });
   timed("flow_cls", "attention flow from CLS at the last layer, normalised", [&](Step& s) {
-    FlowOptions o;
+    FlowSettings o;
+    static_cast<StackSettings&>(o) = cls;
     o.normalize = true;
-    s.outputs.push_back({"flow_cls.npy", compute_flow(stack, cls, o, nullptr)});
+    s.outputs.push_back({"flow_cls.npy", attention_flow(stack.view, o)});
     key_vector_summary(s, s.outputs[0].result.array);
   });
   timed("flow_all", "attention flow from every node, normalised", [&](Step& s) {
-    FlowOptions o;
+    FlowSettings o;  // full matrices: no query row
     o.normalize = true;
     o.scope_all = true;
     o.threads = st.threads;
     ProgressBar bar("flow", "sources", !st.quiet);
-    s.outputs.push_back({"flow_all.npy", compute_flow(stack, full, o, &bar)});
+    ProgressFn progress;
+    if (bar.enabled()) progress = [&bar](long long done, long long total) { bar.update(done, total); };
+    s.outputs.push_back({"flow_all.npy", attention_flow(stack.view, o, progress)});
     bar.finish();
     const Array& a = s.outputs[0].result.array;  // [L,N,N]; summary: CLS row of the last layer
     const std::int64_t n = a.shape[2];
@@ -228,15 +226,16 @@ void run_demo(const DemoState& st) {
     s.summary["top5_of"] = "last layer, CLS row";
   });
   timed("flow_metzger", "input-to-output flow (Metzger et al.), per token, to CLS", [&](Step& s) {
-    MetzgerOptions o;
-    s.outputs.push_back({"flow_metzger.npy", compute_flow_metzger(stack, cls, o)});
+    MetzgerSettings o;
+    static_cast<StackSettings&>(o) = cls;
+    s.outputs.push_back({"flow_metzger.npy", attention_flow_metzger(stack.view, o)});
     key_vector_summary(s, s.outputs[0].result.array);
   });
   constexpr double kPatchSize = 8.0;
   timed("distance", "mean attention distance (patch size 8 px)", [&](Step& s) {
-    DistanceCliOptions o;
+    DistanceSettings o;
     o.patch_size = kPatchSize;
-    s.outputs.push_back({"distance.npy", compute_distance(stack, o)});
+    s.outputs.push_back({"distance.npy", attention_distance(stack.view, o)});
     const Array& d = s.outputs[0].result.array;  // [L,H]
     std::vector<double> per_layer;
     for (std::int64_t l = 0; l < d.shape[0]; ++l) {
@@ -247,10 +246,10 @@ void run_demo(const DemoState& st) {
     s.summary["mean_distance_per_layer_px"] = per_layer;
   });
   timed("heads", "DINO head maps, last layer, CLS row, masks at threshold 0.6", [&](Step& s) {
-    HeadsOptions o;
-    o.use_threshold = true;
+    HeadMapsSettings o;
+    static_cast<StackSettings&>(o) = cls;
     o.threshold = 0.6;
-    HeadsResult r = compute_heads(stack, cls, o);
+    HeadMaps r = attention_head_maps(stack.view, o);
     const Array& maps = r.maps.array;  // [H,gh,gw]
     nlohmann::json per_head = nlohmann::json::array();
     for (std::int64_t h = 0; h < maps.shape[0]; ++h) {

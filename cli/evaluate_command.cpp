@@ -148,6 +148,7 @@ void run_evaluate(const EvaluateState& st) {
   }
 
   nlohmann::json js{{"run", run}, {"images", summary.images}, {"rows", nlohmann::json::array()}};
+  js["threads"] = torch::get_num_threads();  // what --threads (default: the free cores) gave LibTorch
   js["accuracy"] = std::isfinite(summary.accuracy) ? nlohmann::json(summary.accuracy) : nlohmann::json();
   js["curve_fractions"] = curve_fractions();
   js["perturbation_fractions"] = perturbation_fractions();
@@ -213,7 +214,7 @@ void add_evaluate_command(CLI::App& app, Action& action) {
   cmd->add_option("--limit", st->limit, "Only the first N images (after --shuffle); 0 = all");
   cmd->add_flag("--shuffle", st->shuffle, "Shuffle the data set first (with --seed)");
   cmd->add_option("--seed", st->seed, "Seed of --shuffle and of the random baseline (default 0)");
-  cmd->add_option("--threads", st->threads, "LibTorch threads (default: every core)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", st->threads, "LibTorch threads (default 0: the cores not busy with other work, at least 1)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--gallery", st->gallery, "Images shown with every map in report.html (default 4)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--resume", st->resume, "Continue the run in -o DIR where it stopped (same options)");

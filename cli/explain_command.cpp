@@ -1,6 +1,5 @@
 // `attnlens explain`: explanations of a model's decisions on images, as overlays, arrays, CSV, JSON and one HTML page.
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -10,7 +9,7 @@
 #include "cli/model_inputs.hpp"
 #include "cli/text_commands.hpp"
 #include "core/heads.hpp"
-#include "explain/method.hpp"
+#include "explain/image_explainer.hpp"
 #include "io/array_writer.hpp"
 #include "io/atomic_file.hpp"
 #include "viz/html.hpp"
@@ -63,28 +62,22 @@ void run_explain(ExplainState& st) {
   MethodSettings& s = st.settings;
   s.fusion = st.fusion == "max" ? HeadFusion::Max : st.fusion == "min" ? HeadFusion::Min : HeadFusion::Mean;
   s.rollout_mode = st.mode == "vit-explain-reference" ? RolloutMode::VitExplainReference
-                   : st.mode == "chefer"                ? RolloutMode::Chefer
-                                                        : RolloutMode::Abnar;
+                   : st.mode == "chefer"              ? RolloutMode::Chefer
+                                                      : RolloutMode::Abnar;
   s.residual = st.residual == "none" ? Residual::None : Residual::Half;
   if (st.methods.size() == 1 && st.methods[0] == "all") st.methods = method_names();
-  std::vector<std::unique_ptr<ExplanationMethod>> methods;
-  bool gradients = false, full_attention = false, head_mean = false;
-  for (const auto& name : st.methods) {
-    methods.push_back(make_method(name, s));
-    gradients |= methods.back()->needs_gradients();
-    (methods.back()->uses_head_mean() ? head_mean : full_attention) = true;
-  }
+  const ImageExplainer explainer(st.methods, s);
+  const auto& methods = explainer.methods();
   if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1] (0 = no masks)");
 
   const VisionTransformer model = load_model(st.model);
   const VitConfig& c = model.config();
-  const TokenLayout layout = TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w());
+  const TokenLayout layout = token_layout(c);
   if (s.query_row < 0 || s.query_row >= c.tokens()) throw InputError("--query-row is out of range for this model");
   if (st.category >= c.num_classes) {
     throw InputError("--category " + std::to_string(st.category) + " is out of range: the model has " +
                      std::to_string(c.num_classes) + " classes");
   }
-  if (gradients && c.num_classes == 0) throw InputError("gradient methods need a classifier head; this is a backbone");
   const Preprocess pre = resolve_preprocess(st.model, c);
   const auto paths = expand_image_paths(st.inputs);
   std::vector<ModelImage> images;
@@ -111,26 +104,19 @@ void run_explain(ExplainState& st) {
     const size_t end = std::min(images.size(), begin + static_cast<size_t>(st.model.batch));
     const auto t0 = std::chrono::steady_clock::now();
     // One forward and, when a method needs gradients, one backward for every method of the batch.
-    std::vector<std::int64_t> targets(end - begin, st.category);  // -1: the predicted class
-    const VitCapture cap = model.capture(stack_batch(images, begin, end), gradients ? targets : std::vector<std::int64_t>{});
+    const VitCapture cap = explainer.capture(model, stack_batch(images, begin, end), st.category);
     capture_seconds += seconds_since(t0);
     for (size_t i = begin; i < end; ++i) {
       const int64_t b = static_cast<int64_t>(i - begin);
       const int64_t predicted = c.num_classes > 0 ? cap.logits[b].argmax().item<int64_t>() : -1;
       const int64_t target = st.category >= 0 ? st.category : predicted;
-      AttentionRecord record;
-      // Only what the methods read: the full [L,H,N,N] stack, and/or its head mean [L,N,N] (converting 1/H of
-      // the data is most of what head-mean rollout saves).
-      if (full_attention) record.attention = image_layers(cap.attention, b);
-      if (head_mean) record.head_mean = image_layers_head_mean(cap.attention, b);
-      if (gradients) {
-        record.attention_grad = image_layers(cap.attention_grad, b);
-        record.scores_grad = image_layers(cap.scores_grad, b);
-      }
-      record.layout = layout;
+      const AttentionRecord record = explainer.record(cap, b, layout);
       const std::string stem = stem_of(images[i].path, i);
-      nlohmann::json entry{{"image", images[i].path}, {"predicted", predicted}, {"target", target},
-                           {"label", label_of(c, target)}, {"outputs", nlohmann::json::object()}};
+      nlohmann::json entry{{"image", images[i].path},
+                           {"predicted", predicted},
+                           {"target", target},
+                           {"label", label_of(c, target)},
+                           {"outputs", nlohmann::json::object()}};
       std::vector<HtmlFigure> figures;
       // Small inputs (the bundled 56x56 canvases) are shown larger; the PNG files keep the model's resolution.
       const int display_width = images[i].rgb.empty() || images[i].rgb.cols >= 160 ? 0 : 160;
@@ -142,7 +128,9 @@ void run_explain(ExplainState& st) {
         method_seconds[m->name()] += seconds_since(tm);
         const Array mask = map.rank() == 3 ? mean_over_heads(map) : map;
         const std::string base = stem + "_" + m->name();
-        files.emplace_back((out / (base + ".npy")).string(), encode_array(map, map.rank() == 3 ? DimNames{"head", "row", "col"} : DimNames{"row", "col"}, ".npy"));
+        files.emplace_back(
+            (out / (base + ".npy")).string(),
+            encode_array(map, map.rank() == 3 ? DimNames{"head", "row", "col"} : DimNames{"row", "col"}, ".npy"));
         entry["outputs"][m->name()] = base + ".npy";
         csv << csv_field(images[i].path) << "," << m->name() << "," << target << "," << csv_field(label_of(c, target));
         for (double v : mask.data) csv << "," << fmt_number(v);
@@ -225,8 +213,9 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("-o,--output", st->output, "Output folder")->required();
   sub->add_flag("-q,--quiet", st->quiet, "No progress bar or summary lines");
   auto* text = sub->add_option_group("Text (BERT classifiers)");
-  text->add_option("--text", st->text.texts, "A text to explain (repeatable); --model is then a BERT folder "
-                                             "(default: the bundled data/models/sentiment-bert)");
+  text->add_option("--text", st->text.texts,
+                   "A text to explain (repeatable); --model is then a BERT folder "
+                   "(default: the bundled data/models/sentiment-bert)");
   text->add_option("--texts", st->text.texts_file, "File with one text per line to explain");
   text->add_option("--label", st->text.label, "Gold label of the text(s), for --target gold")
       ->check(CLI::NonNegativeNumber);

@@ -1,14 +1,14 @@
 // Model-backed subcommands: `attnlens predict` and `attnlens capture`.
 #include <CLI/CLI.hpp>
-
 #include <iomanip>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/attention_commands.hpp"
 #include "cli/model_inputs.hpp"
+#include "cli/text_commands.hpp"
 #include "core/distance.hpp"
 #include "io/array_writer.hpp"
 #include "io/atomic_file.hpp"
@@ -61,6 +61,7 @@ void run_predict(const PredictState& st) {
 
 struct CaptureState {
   std::string input;
+  std::string text;  ///< --text: a BERT-family model's attention on this text instead of an image's
   ModelOptions model;
   std::string output;
   std::string logits_output;
@@ -69,9 +70,51 @@ struct CaptureState {
   bool quiet = false;
 };
 
+/// capture --text: the attention stack [L,H,T,T] of a text classifier on one text ([CLS] and [SEP] included), its
+/// gradient and logits, for the attention methods (which need no grid for it).
+void run_capture_text(const CaptureState& st) {
+  TextModelOptions options;
+  options.model = st.model.model;
+  options.device = st.model.device;
+  const TextModel tm = open_text_model(options);
+  const BertConfig& c = tm.model.config();
+  if (st.category >= c.num_labels)
+    throw InputError("--category " + std::to_string(st.category) + " is out of range: the model has " +
+                     std::to_string(c.num_labels) + " classes");
+  const EncodedText e = encode_text_or_warn(tm, st.text, st.quiet);
+  const bool gradients = !st.grad_output.empty();
+  const BertCapture cap =
+      gradients ? tm.model.capture(e.batch, {st.category}, TargetKind::Logit) : tm.model.capture(e.batch);
+  const Array attention = image_layers(cap.attention, 0);
+  const Array grads = gradients ? image_layers(cap.attention_grad, 0) : Array();
+  const Array logits = to_array(cap.logits[0]);
+  write_array(st.output, attention, {"layer", "head", "query", "key"});
+  report_written(st.output, attention, st.quiet);
+  if (gradients) {
+    write_array(st.grad_output, grads, {"layer", "head", "query", "key"});
+    report_written(st.grad_output, grads, st.quiet);
+  }
+  if (!st.logits_output.empty()) {
+    write_array(st.logits_output, logits, {"class"});
+    report_written(st.logits_output, logits, st.quiet);
+  }
+  if (!st.quiet) {
+    std::cout << "tokens:";
+    for (const auto& t : e.encoding.tokens) std::cout << " " << t;
+    std::cout << std::endl;
+  }
+}
+
 void run_capture(const CaptureState& st) {
   check_output_path(st.output, "-o");
   if (!st.logits_output.empty()) check_output_path(st.logits_output, "--logits-output");
+  if (!st.grad_output.empty()) check_output_path(st.grad_output, "--grad-output");
+  if (!st.text.empty() || st.input.empty()) {
+    if (!st.input.empty()) throw InputError("give an image or --text, not both");
+    if (st.text.empty()) throw InputError("nothing to capture: give an image file or --text");
+    run_capture_text(st);
+    return;
+  }
   const VisionTransformer model = load_model(st.model);
   const VitConfig& c = model.config();
   if (!st.grad_output.empty()) check_output_path(st.grad_output, "--grad-output");
@@ -81,8 +124,8 @@ void run_capture(const CaptureState& st) {
   const ModelImage image = load_model_image(st.input, resolve_preprocess(st.model, c), c);
   const bool gradients = !st.grad_output.empty();
   if (gradients && c.num_classes == 0) throw InputError("--grad-output needs a classifier head; this is a backbone");
-  const VitCapture cap = model.capture(image.tensor.unsqueeze(0),
-                                       gradients ? std::vector<std::int64_t>{st.category} : std::vector<std::int64_t>{});
+  const VitCapture cap = model.capture(
+      image.tensor.unsqueeze(0), gradients ? std::vector<std::int64_t>{st.category} : std::vector<std::int64_t>{});
   const Array attention = image_layers(cap.attention, 0);  // [L, H, N, N]
   const Array logits = to_array(cap.logits[0]);
   const Array grads = gradients ? image_layers(cap.attention_grad, 0) : Array();
@@ -203,8 +246,9 @@ void run_query(const QueryState& st) {
   write_array((out / "query_attention.npy").string(), maps, {"layer", "head", "row", "col"});
   write_file_atomic((out / "query_attention.png").string(), png);
   if (!st.quiet)
-    std::cout << "attention of patch (" << row << "," << col << ") = token " << token << ": " << (out / "query_attention.npy").string()
-              << " " << maps.shape_string() << " and query_attention.png (rows = layers, columns = heads)" << std::endl;
+    std::cout << "attention of patch (" << row << "," << col << ") = token " << token << ": "
+              << (out / "query_attention.npy").string() << " " << maps.shape_string()
+              << " and query_attention.png (rows = layers, columns = heads)" << std::endl;
 }
 
 }  // namespace
@@ -241,7 +285,8 @@ void add_model_commands(CLI::App& app, Action& action) {
     auto st = std::make_shared<PredictState>();
     CLI::App* sub = app.add_subcommand(
         "predict", "Classify images with a ViT/DeiT model: top-k classes with label names, logits and probabilities");
-    sub->add_option("images", st->inputs, "Image files (PNG, JPEG, ...), folders of images, or preprocessed [3,H,W] .npy")
+    sub->add_option("images", st->inputs,
+                    "Image files (PNG, JPEG, ...), folders of images, or preprocessed [3,H,W] .npy")
         ->required();
     add_model_options(sub, st->model);
     sub->add_option("-k,--top-k", st->top_k, "How many classes per image (default 5)")->check(CLI::PositiveNumber);
@@ -252,9 +297,12 @@ void add_model_commands(CLI::App& app, Action& action) {
     auto st = std::make_shared<CaptureState>();
     CLI::App* sub = app.add_subcommand(
         "capture",
-        "Run a model on one image and save every layer's post-softmax attention as [L,H,N,N] .npy, the input of "
-        "all 'attnlens attention' methods");
-    sub->add_option("image", st->input, "Image file or preprocessed [3,H,W] .npy")->required();
+        "Run a model on one image (or, with --text, a text classifier on one text) and save every layer's "
+        "post-softmax attention as [L,H,N,N] .npy, the input of all 'attnlens attention' methods");
+    sub->add_option("image", st->input, "Image file or preprocessed [3,H,W] .npy");
+    sub->add_option("--text", st->text,
+                    "Capture a text classifier's attention on this text instead ([L,H,T,T] over its T tokens, "
+                    "[CLS] and [SEP] included; --model: a BERT folder, default the bundled sentiment model)");
     add_model_options(sub, st->model);
     sub->add_option("-o,--output", st->output, "Attention output (.npy, .csv or .json)")->required();
     sub->add_option("--logits-output", st->logits_output, "Also write the logits [C]");

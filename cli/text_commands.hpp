@@ -1,67 +1,47 @@
-// What the text subcommands share: a BERT classifier with its tokenizer, texts encoded for it, and `explain --text`.
+// What the text subcommands share: the options naming a text model, and `explain --text`.
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 #include <vector>
 
 #include "cli/attention_commands.hpp"
 #include "explain/method.hpp"
-#include "io/wordpiece.hpp"
-#include "models/bert.hpp"
+#include "models/text_model.hpp"
 
 namespace attnlens::cli {
 
 struct TextModelOptions {
-  std::string model;           ///< folder with model.safetensors, config.json, vocab.txt; empty = the bundled one
+  std::string model;  ///< folder with model.safetensors, config.json, vocab.txt; empty = the bundled one
   std::string device = "cpu";
-  int max_length = 0;          ///< tokens per text incl. [CLS]/[SEP]; 0 = the model's position count
+  int max_length = 0;                     ///< tokens per text incl. [CLS]/[SEP]; 0 = the model's position count
   bool cased = false, lowercase = false;  ///< override config.json's do_lower_case
 };
 
 /// Adds --model, --device, --max-length, --cased/--lowercase.
 void add_text_model_options(CLI::App* app, TextModelOptions& options);
 
-struct TextModel {
-  std::string path;
-  BertClassifier model;
-  WordPieceTokenizer tokenizer;
-};
+/// The model the options name (the bundled one when --model is not given).
+TextModel open_text_model(const TextModelOptions& options);
 
-/// Loads the model and its vocab.txt; InputError when the vocabulary and the embeddings disagree in size.
-TextModel load_text_model(const TextModelOptions& options);
-
-/// One text ready for the model. Truncation to the model's positions is a warning on stderr (unless quiet);
-/// a text with no tokens is an InputError.
-struct EncodedText {
-  std::string text;
-  Encoding encoding;
-  TextBatch batch;  ///< one row
-};
-EncodedText encode_text(const TextModel& model, const std::string& text, bool quiet);
-
-/// Display name of class `c`.
-std::string text_label(const BertConfig& config, std::int64_t c);
+/// encode_text, with a warning on stderr (unless quiet) when the text was truncated.
+EncodedText encode_text_or_warn(const TextModel& model, const std::string& text, bool quiet);
 
 /// The text part of `explain`: options only text needs, set on the shared explain command.
 struct TextExplainOptions {
   std::vector<std::string> texts;  ///< --text (repeatable)
   std::string texts_file;          ///< --texts FILE: one text per line
   TextModelOptions model;
-  int label = -1;                  ///< gold label for --target gold
+  int label = -1;                    ///< gold label for --target gold
   std::string target = "predicted";  ///< predicted | gold (AttAttr's F)
   int steps = 20;
   std::string riemann = "right";
   int ig_batch = 0;
   std::string blank_token = "[MASK]";
-  bool column_max = false;         ///< raw/rollout/flow: column max over rows (Abnar's SST script)
+  bool column_max = false;  ///< raw/rollout/flow: column max over rows (Abnar's SST script)
   bool save_attention = false;
   bool active() const { return !texts.empty() || !texts_file.empty(); }
 };
-
-/// Methods `explain --text` offers: the attention-graph ones plus attattr, blankout, input-x-gradient.
-const std::vector<std::string>& text_method_names();
 
 /// Runs `explain` on texts: per text an HTML snippet, the AttAttr tensor (.npy), tokens.csv, summary.json and one
 /// index.html page.

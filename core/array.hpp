@@ -7,12 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Bad user input (file contents, shapes, option values). The CLI turns it into one line on stderr and exit code 2.
 struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// Names of an array's dimensions, e.g. {"layer","query","key"}: CSV index columns, JSON "dims".
+using DimNames = std::vector<std::string>;
 
 /// Owning dense array of doubles in C (row-major) order.
 struct Array {
@@ -44,6 +50,8 @@ struct AttentionView {
   }
   /// Views a rank-4 [L,H,N,N] or rank-3 [L,N,N] array. Throws InputError for other ranks or non-square matrices.
   static AttentionView of(const Array& a);
+  /// The same checks for C-order values owned elsewhere (e.g. a NumPy buffer of prod(shape) doubles): no copy.
+  static AttentionView of(const double* data, const std::vector<std::int64_t>& shape);
 };
 
 /// Token layout shared by every method: `prefix` tokens (CLS, distillation) then a grid_h x grid_w patch grid.
@@ -59,3 +67,4 @@ struct TokenLayout {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

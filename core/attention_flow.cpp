@@ -50,7 +50,7 @@ Array attention_flow_from(const Array& capacities, int layer, int token) {
   return out;
 }
 
-Array attention_flow_all(const Array& capacities, int threads, const ProgressFn& progress) {
+Array attention_flow_all(const Array& capacities, int threads, const ProgressFn& progress, const CancelFlag* cancel) {
   const StackDims d = check_capacities(capacities);
   threads = resolve_threads(threads);
   Array out({d.layers, d.tokens, d.tokens});
@@ -59,9 +59,14 @@ Array attention_flow_all(const Array& capacities, int threads, const ProgressFn&
   std::atomic<long long> next{0};
   long long done = 0;  // guarded by progress_mutex
   std::mutex progress_mutex;
+  std::atomic<bool> stopped{false};
   auto worker = [&] {
     LayeredMaxFlow solver(capacities.data.data(), d.layers, d.tokens);
     for (long long job = next++; job < total; job = next++) {
+      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+        stopped = true;
+        return;
+      }
       const int layer = d.layers - static_cast<int>(job / d.tokens);
       const int token = static_cast<int>(job % d.tokens);
       double* row = out.data.data() + (static_cast<size_t>(layer - 1) * d.tokens + token) * d.tokens;
@@ -81,6 +86,7 @@ Array attention_flow_all(const Array& capacities, int threads, const ProgressFn&
     for (int t = 0; t < n_threads; ++t) pool.emplace_back(worker);
     for (auto& t : pool) t.join();
   }
+  if (stopped) throw Cancelled();
   return out;
 }
 

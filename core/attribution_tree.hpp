@@ -4,8 +4,10 @@
 
 #include <vector>
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// A token's state while the tree grows (the reference's `fixed_list`).
@@ -45,3 +47,4 @@ struct AttributionTree {
 AttributionTree attribution_tree(const Array& layer_attribution, double threshold = 0.4);
 
 }  // namespace attnlens
+ATTNLENS_API_END

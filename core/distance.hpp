@@ -1,8 +1,10 @@
 // Mean attention distance per layer and head (Dosovitskiy et al. Fig. 7; probing-vits; spec section 6).
 #pragma once
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 struct DistanceOptions {
@@ -17,3 +19,4 @@ struct DistanceOptions {
 Array mean_attention_distance(const AttentionView& attention, const DistanceOptions& options);
 
 }  // namespace attnlens
+ATTNLENS_API_END

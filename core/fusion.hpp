@@ -1,8 +1,10 @@
 // Head fusion and the residual (identity) term that every graph method applies per layer (spec sections 1, 3).
 #pragma once
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 enum class HeadFusion { Mean, Max, Min };
@@ -21,3 +23,4 @@ Array add_residual(const Array& fused, Residual residual);
 void normalize_rows(Array& stack);
 
 }  // namespace attnlens
+ATTNLENS_API_END

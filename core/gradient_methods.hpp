@@ -7,8 +7,10 @@
 // to its scaled pre-softmax scores (see GradRolloutMode). The two views must have the same shape.
 #pragma once
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 enum class GradRolloutMode {
@@ -65,3 +67,4 @@ Array chefer_relevance_row(const AttentionView& attention, const AttentionView& 
                            int start_layer = 0);
 
 }  // namespace attnlens
+ATTNLENS_API_END

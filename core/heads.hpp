@@ -1,8 +1,10 @@
 // Per-head attention maps of one query row and DINO's mass-threshold masks (spec section 7).
 #pragma once
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// [H, grid_h, grid_w]: A[layer][h][query_row][prefix + i] laid out on the patch grid (prefix columns dropped).
@@ -13,3 +15,4 @@ Array head_maps(const AttentionView& attention, int layer, int query_row, const 
 Array threshold_masks(const Array& maps, double threshold);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -9,6 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include "api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 class LayeredMaxFlow {
@@ -34,3 +37,4 @@ class LayeredMaxFlow {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -1,9 +1,11 @@
 // Attention rollout (Abnar & Zuidema 2020) and the reference variants of spec section 1.
 #pragma once
 
-#include "core/array.hpp"
-#include "core/fusion.hpp"
+#include "api.hpp"
+#include "array.hpp"
+#include "fusion.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 enum class RolloutMode {
@@ -53,3 +55,4 @@ void discard_smallest(double* matrix, int n, double ratio, DiscardProtection pro
 std::vector<std::int64_t> smallest_entries(const double* matrix, int n, double ratio);
 
 }  // namespace attnlens
+ATTNLENS_API_END

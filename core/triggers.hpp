@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// One attribution entry: query token (row) -> key token (column) of a head's [N, N] attribution.
@@ -72,3 +74,4 @@ TokenSequence insert_triggers(const std::vector<Trigger>& triggers, const std::v
 double round_half_even(double x);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -1,8 +1,10 @@
 // Checks an attention stack before any method runs, so bad input fails with a clear message instead of a bad number.
 #pragma once
 
-#include "core/array.hpp"
+#include "api.hpp"
+#include "array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 struct AttentionCheck {
@@ -18,3 +20,4 @@ AttentionCheck check_attention(const AttentionView& attention);
 inline constexpr double kRowSumTolerance = 1e-3;
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -7,9 +7,11 @@
 #include <utility>
 #include <vector>
 
-#include "core/array.hpp"
-#include "eval/evaluation_table.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "evaluation_table.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// One gallery row: the input picture (8-bit RGB) and named maps [gh,gw] drawn over it (min-max scaled, JET).
@@ -30,3 +32,4 @@ std::string mean_pm_std(const MeanStd& m);
 cv::Mat gallery_overlay(const cv::Mat& rgb, const Array& map);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -6,9 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "eval/image_evaluation.hpp"
-#include "eval/metrics.hpp"
+#include "../core/api.hpp"
+#include "image_evaluation.hpp"
+#include "metrics.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// The CSV header for these result rows (method and baseline names): the fixed columns, the stored curves and one
@@ -47,3 +49,4 @@ EvaluationSummary summarise(const std::vector<ImageScores>& images, const std::v
 std::string summary_csv(const EvaluationSummary& summary);
 
 }  // namespace attnlens
+ATTNLENS_API_END

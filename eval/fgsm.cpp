@@ -1,6 +1,12 @@
 #include "eval/fgsm.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/array.hpp"
+#include "eval/metrics.hpp"
+#include "explain/image_explainer.hpp"
+#include "models/arrays.hpp"
 
 namespace attnlens {
 
@@ -65,6 +71,111 @@ std::vector<FgsmResult> masked_fgsm(const VisionTransformer& model, const torch:
   const torch::Tensor cpu = x.cpu();
   for (std::int64_t b = 0; b < B; ++b) results[b].adversarial = cpu[b].clone();
   return results;
+}
+
+namespace {
+
+/// Patches chosen (or all but them, for the complement) as a pixel mask [H,W] of 0/1.
+torch::Tensor pixel_mask(const std::vector<int>& chosen, bool complement, const VitConfig& c) {
+  auto grid = torch::full({c.grid_h() * c.grid_w()}, complement ? 1.0f : 0.0f);
+  for (int p : chosen) grid[p] = complement ? 0.0f : 1.0f;
+  return patch_pixels(grid.reshape({c.grid_h(), c.grid_w()}), c.patch_size);
+}
+
+}  // namespace
+
+FgsmStudy::FgsmStudy(const VisionTransformer& model, const InputSpace& space, const FgsmStudySettings& s)
+    : model_(model), space_(space), settings_(s) {
+  if (!(s.area > 0.0 && s.area < 1.0)) throw InputError("--area must be in (0, 1)");
+  for (const auto& r : s.regions)
+    if (r != "inside" && r != "outside" && r != "random")
+      throw InputError("unknown region '" + r + "' (known: inside, outside, random)");
+  const bool method_regions =
+      std::any_of(s.regions.begin(), s.regions.end(), [](const std::string& r) { return r != "random"; });
+  if (method_regions)
+    for (const auto& name : s.methods) {
+      if (name == "heads") throw InputError("method heads gives one map per head; choose a single-map method");
+      methods_.push_back(make_method(name, MethodSettings{}));
+      gradients_ |= methods_.back()->needs_gradients();
+    }
+  const VitConfig& c = model.config();
+  if (c.num_classes == 0) throw InputError("the attack needs a classifier; this model is a backbone");
+  if (s.attack.target >= c.num_classes) throw InputError("--target is out of range for this model");
+  k_ = top_k_count(static_cast<std::size_t>(c.grid_h() * c.grid_w()), s.area);
+  for (const auto& m : methods_)
+    for (const auto& r : s.regions)
+      if (r != "random") arms_.push_back({m->name(), r});
+  if (std::find(s.regions.begin(), s.regions.end(), "random") != s.regions.end()) arms_.push_back({"-", "random"});
+}
+
+std::vector<FgsmArmBatch> FgsmStudy::attack(const torch::Tensor& images, std::size_t first_index) const {
+  const VitConfig& c = model_.config();
+  const TokenLayout layout = token_layout(c);
+  const auto n = static_cast<std::size_t>(images.size(0));
+  // Top-k patch sets per method and image, from one capture (every method reads the full attention).
+  std::vector<std::vector<std::vector<int>>> top(methods_.size());
+  if (!methods_.empty()) {
+    const VitCapture cap =
+        model_.capture(images, gradients_ ? std::vector<std::int64_t>(n, -1) : std::vector<std::int64_t>{});
+    for (std::size_t b = 0; b < n; ++b) {
+      AttentionRecord record;
+      record.layout = layout;
+      record.attention = image_layers(cap.attention, static_cast<std::int64_t>(b));
+      if (gradients_) {
+        record.attention_grad = image_layers(cap.attention_grad, static_cast<std::int64_t>(b));
+        record.scores_grad = image_layers(cap.scores_grad, static_cast<std::int64_t>(b));
+      }
+      for (std::size_t m = 0; m < methods_.size(); ++m) {
+        const std::vector<int> order = descending_order(methods_[m]->explain(record).data);
+        top[m].emplace_back(order.begin(), order.begin() + k_);
+      }
+    }
+  }
+  std::vector<FgsmArmBatch> out;
+  for (const FgsmArm& arm : arms_) {
+    std::vector<torch::Tensor> masks;
+    const auto m = static_cast<std::size_t>(
+        std::find_if(methods_.begin(), methods_.end(), [&](const auto& x) { return x->name() == arm.method; }) -
+        methods_.begin());
+    for (std::size_t b = 0; b < n; ++b) {
+      if (arm.region == "random") {
+        const std::vector<int> order =
+            descending_order(random_map(c.grid_h(), c.grid_w(), settings_.seed, first_index + b).data);
+        masks.push_back(pixel_mask({order.begin(), order.begin() + k_}, false, c));
+      } else {
+        masks.push_back(pixel_mask(top[m][b], arm.region == "outside", c));
+      }
+    }
+    FgsmArmBatch batch;
+    batch.masks = torch::stack(masks);
+    batch.results = masked_fgsm(model_, images, batch.masks, space_, settings_.attack);
+    out.push_back(std::move(batch));
+  }
+  return out;
+}
+
+void FgsmArmSummary::add(const FgsmResult& r, int max_iterations) {
+  iterations.push_back(r.success ? r.iterations : max_iterations + 1);
+  successes += r.success ? 1 : 0;
+}
+
+double FgsmArmSummary::success_rate() const {
+  return iterations.empty() ? NAN : static_cast<double>(successes) / static_cast<double>(iterations.size());
+}
+
+double FgsmArmSummary::median_iterations() const {
+  if (iterations.empty()) return NAN;
+  std::vector<double> v = iterations;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<double> FgsmArmSummary::iterations_of_successes(int max_iterations) const {
+  std::vector<double> wins;
+  for (double v : iterations)
+    if (v < max_iterations + 1) wins.push_back(v);
+  return wins;
 }
 
 }  // namespace attnlens

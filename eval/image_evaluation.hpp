@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "core/array.hpp"
-#include "eval/perturbation.hpp"
-#include "explain/method.hpp"
-#include "models/vit.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "perturbation.hpp"
+#include "../explain/method.hpp"
+#include "../models/vit.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Which measurements to take.
@@ -96,3 +98,4 @@ class ImageEvaluator {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

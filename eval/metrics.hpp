@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Ranks 1..n, ties sharing their average rank (scipy.stats.rankdata's "average", what spearmanr uses).
@@ -61,3 +63,4 @@ struct MeanStd {
 MeanStd mean_std(const std::vector<double>& values);
 
 }  // namespace attnlens
+ATTNLENS_API_END

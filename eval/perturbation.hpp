@@ -8,9 +8,11 @@
 #include <array>
 #include <vector>
 
-#include "core/array.hpp"
-#include "models/vit.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "../models/vit.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// The model's input space: pixels x in [0, 1] enter the model as (x - mean) / std per channel (RGB). "Black" is
@@ -81,3 +83,4 @@ std::vector<std::size_t> queue_perturbation(PerturbationBatch& queue, const Arra
 const std::vector<double>& perturbation_steps();
 
 }  // namespace attnlens
+ATTNLENS_API_END

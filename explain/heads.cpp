@@ -2,6 +2,8 @@
 #include "core/heads.hpp"
 #include "explain/method.hpp"
 
+#include "core/stack_methods.hpp"
+
 namespace attnlens {
 
 namespace {
@@ -12,7 +14,7 @@ class Heads : public ExplanationMethod {
   std::string name() const override { return "heads"; }
   Array explain(const AttentionRecord& r) const override {
     const AttentionView view = AttentionView::of(r.attention);
-    const int layer = resolve_layer(s_.layer, view.layers);
+    const int layer = resolve_layer(s_.layer, view.layers, "--layer");
     return head_maps(view, layer, s_.query_row, r.layout);
   }
 

@@ -29,14 +29,6 @@ std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const Me
   return it->second(s);
 }
 
-int resolve_layer(int layer, int layers) {
-  const int index = layer < 0 ? layers + layer : layer;
-  if (index < 0 || index >= layers)
-    throw InputError("--layer " + std::to_string(layer) + " is out of range for a model with " +
-                     std::to_string(layers) + " layers");
-  return index;
-}
-
 Array patch_map(const Array& matrix, int row, const TokenLayout& layout) {
   const std::int64_t n = matrix.shape.back();
   Array out({layout.grid_h, layout.grid_w});

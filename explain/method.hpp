@@ -6,10 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "core/array.hpp"
-#include "core/fusion.hpp"
-#include "core/rollout.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "../core/fusion.hpp"
+#include "../core/rollout.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// What one forward (and backward) pass recorded for one image, as plain arrays.
@@ -63,9 +65,6 @@ std::unique_ptr<ExplanationMethod> make_flow_metzger(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_chefer(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_heads(const MethodSettings&);
 
-/// A --layer setting (negative counts from the end, as in Python) as an index in [0, layers); InputError outside.
-int resolve_layer(int layer, int layers);
-
 /// The patch part of row `row` of an [N,N] matrix, laid out as [grid_h, grid_w].
 Array patch_map(const Array& matrix, int row, const TokenLayout& layout);
 /// Column-wise maximum over the rows of an [N,N] matrix, [N].
@@ -77,3 +76,4 @@ void check_query_row_supported(const std::string& method, int query_row);
 Array patch_map_of_vector(const Array& vector, const TokenLayout& layout);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -1,6 +1,8 @@
 // Raw attention: one layer's heads fused, the explained token's row over the patches.
 #include "explain/method.hpp"
 
+#include "core/stack_methods.hpp"
+
 namespace attnlens {
 
 namespace {
@@ -11,7 +13,7 @@ class RawAttention : public ExplanationMethod {
   std::string name() const override { return "raw"; }
   Array explain(const AttentionRecord& r) const override {
     const AttentionView view = AttentionView::of(r.attention);
-    const int layer = resolve_layer(s_.layer, view.layers);
+    const int layer = resolve_layer(s_.layer, view.layers, "--layer");
     AttentionView one = view;
     one.data = view.matrix(layer, 0);
     one.layers = 1;

@@ -4,11 +4,18 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
-#include "core/array.hpp"
-#include "models/bert.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "method.hpp"
+#include "../models/bert.hpp"
+#include "../models/text_model.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Which Riemann sum approximates the integral over alpha in [0, 1]: the paper's right sum (alpha = k/m,
@@ -52,4 +59,39 @@ std::vector<double> token_blankout(const BertClassifier& model, const TextBatch&
 /// LayerNorm it would be zero for every token (LayerNorm is scale-invariant). A gradient baseline.
 std::vector<double> input_x_gradient(const BertClassifier& model, const TextBatch& text, std::int64_t target);
 
+/// The methods that explain a text's tokens: the attention-graph ones plus attattr, blankout and input-x-gradient.
+const std::vector<std::string>& text_method_names();
+
+/// Token scores of one text by several methods at once, sharing one capture (and one backward pass, when a method
+/// needs gradients) among the attention-graph methods: what `explain --text` and the word attack both need.
+/// "random" may be among the methods: it is a baseline the caller draws itself, and gets no scores here.
+class TextScorer {
+ public:
+  /// `blank_id`: the token blank-out substitutes (needed only when "blankout" is among the methods). InputError for
+  /// an unknown method or an image-only one.
+  TextScorer(const TextModel& model, std::vector<std::string> methods, const MethodSettings& settings,
+             const AttAttrOptions& attattr, std::int64_t blank_id);
+
+  struct Scores {
+    std::vector<double> probabilities;  ///< of every class, from the capture the attention methods share
+    std::int64_t target = -1;           ///< the class explained (the predicted one when score() got -1)
+    std::map<std::string, std::vector<double>> by_method;  ///< [T] per method, special tokens included
+    Array attention;                    ///< [L,H,T,T]
+    Array attattr;                      ///< [L,H,T,T] when attattr was asked for
+  };
+
+  /// Scores for class `target`; a negative target explains the predicted class (known after the one capture).
+  /// `seconds`, when given, accumulates the time of the capture ("forward_backward") and of each method.
+  Scores score(const EncodedText& text, std::int64_t target, std::map<std::string, double>* seconds = nullptr) const;
+
+ private:
+  const TextModel& model_;
+  std::vector<std::string> methods_;
+  std::vector<std::unique_ptr<ExplanationMethod>> graph_;
+  AttAttrOptions attattr_;
+  std::int64_t blank_id_;
+  bool gradients_ = false;
+};
+
 }  // namespace attnlens
+ATTNLENS_API_END

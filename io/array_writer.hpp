@@ -4,12 +4,12 @@
 #include <string>
 #include <vector>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
-/// Names of the dimensions, e.g. {"layer","query","key"}; used as CSV index columns and JSON "dims".
-using DimNames = std::vector<std::string>;
 
 /// .npy: float64 C order. .csv: one line per index of the leading dimensions (index columns named by `dims`),
 /// one column per element of the last dimension (header "<last dim>_0", ...); rank 0/1 give a single row.
@@ -24,3 +24,4 @@ std::string csv_field(const std::string& text);
 std::string encode_array(const Array& array, const DimNames& dims, const std::string& extension);
 
 }  // namespace attnlens
+ATTNLENS_API_END

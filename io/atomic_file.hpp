@@ -3,9 +3,13 @@
 
 #include <string>
 
+#include "../core/api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Writes `content` to `path` atomically; creates missing parent folders. Throws InputError when it cannot.
 void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "io/image.hpp"
+#include "io/json_input.hpp"
 
 namespace attnlens {
 
@@ -32,6 +33,9 @@ constexpr std::uint32_t kIdxImagesMagic = 2051;  // 0x00000803: unsigned bytes, 
 constexpr std::uint32_t kIdxLabelsMagic = 2049;  // 0x00000801: unsigned bytes, 1 dimension
 // Larger sides are not MNIST-like data and would overflow cv::Mat's int sizes sooner or later.
 constexpr std::uint32_t kIdxMaxSide = 16384;
+// The most an IDX file may hold once decompressed. The largest MNIST-format sets (EMNIST by_class, 0.55 GB) fit; a
+// gzip bomb (1000:1 from a few MB) stops here instead of exhausting memory.
+constexpr std::size_t kIdxMaxBytes = std::size_t{1} << 31;
 
 const char* const kSpecHelp =
     "expected canvas, canvas:DIR, a folder of images or of class folders, a folder holding samples.json, or an IDX "
@@ -121,6 +125,11 @@ std::vector<unsigned char> read_maybe_gzip(const std::string& path) {
   constexpr unsigned kChunk = 1u << 20;
   for (;;) {
     const std::size_t old = out.size();
+    if (old > kIdxMaxBytes) {
+      gzclose(f);
+      throw InputError(path + ": holds more than " + std::to_string(kIdxMaxBytes) +
+                       " bytes (decompressed), the limit for IDX files");
+    }
     out.resize(old + kChunk);
     const int got = gzread(f, out.data() + old, kChunk);
     if (got < 0) {
@@ -265,17 +274,17 @@ IdxImages load_idx(const std::string& path, const std::string& labels_path) {
 
 // samples.json's value `key` of entry `where` as an int; InputError otherwise.
 int json_int(const nlohmann::json& v, const std::string& where, const std::string& what) {
-  if (!v.is_number_integer()) throw InputError(where + ": " + what + " must be an integer, got " + v.dump());
+  if (!v.is_number_integer()) throw InputError(where + ": " + what + " must be an integer, got " + json_brief(v));
   if (v.is_number_unsigned()) {
     const auto u = v.get<std::uint64_t>();
     if (u > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
-      throw InputError(where + ": " + what + " is out of range: " + v.dump());
+      throw InputError(where + ": " + what + " is out of range: " + json_brief(v));
     }
     return static_cast<int>(u);
   }
   const auto s = v.get<std::int64_t>();
   if (s < std::numeric_limits<int>::min() || s > std::numeric_limits<int>::max()) {
-    throw InputError(where + ": " + what + " is out of range: " + v.dump());
+    throw InputError(where + ": " + what + " is out of range: " + json_brief(v));
   }
   return static_cast<int>(s);
 }
@@ -385,16 +394,9 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
   if (!is_dir(root) && lower(root.extension().string()) == ".json") json_path = root;
   if (!json_path.empty()) {
     const std::string where = json_path.string();
-    nlohmann::json doc;
-    {
-      std::ifstream in(json_path, std::ios::binary);
-      if (!in) throw InputError(where + ": cannot open: " + std::strerror(errno));
-      try {
-        doc = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception& e) {
-        throw InputError(where + ": invalid JSON: " + e.what());
-      }
-    }
+    // Depth-limited, and messages describe values instead of dumping them: a million nested arrays overflowed the
+    // stack in nlohmann's recursive dump().
+    const nlohmann::json doc = read_json_file(where);
     if (!doc.is_array()) throw InputError(where + ": expected a JSON array of {file, label, box_xyxy} objects");
     if (doc.empty()) throw InputError(where + ": holds no items");
     const fs::path folder = json_path.parent_path();
@@ -404,7 +406,7 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
       if (!e.is_object()) throw InputError(at + ": expected an object with file, label and box_xyxy");
       if (!e.contains("file")) throw InputError(at + ": missing \"file\"");
       if (!e["file"].is_string() || e["file"].get<std::string>().empty()) {
-        throw InputError(at + ": \"file\" must be a non-empty string, got " + e["file"].dump());
+        throw InputError(at + ": \"file\" must be a non-empty string, got " + json_brief(e["file"]));
       }
       const std::string file = e["file"].get<std::string>();
       at += " (" + file + ")";
@@ -414,10 +416,10 @@ ImageDataset ImageDataset::open(const std::string& spec, const std::vector<std::
       entry.index = i;
       entry.path = (folder / file).string();
       entry.label = json_int(e["label"], at, "\"label\"");
-      if (entry.label < 0) throw InputError(at + ": \"label\" must be >= 0, got " + e["label"].dump());
+      if (entry.label < 0) throw InputError(at + ": \"label\" must be >= 0, got " + json_brief(e["label"]));
       const nlohmann::json& b = e["box_xyxy"];
       if (!b.is_array() || b.size() != 4) {
-        throw InputError(at + ": \"box_xyxy\" must be [x0, y0, x1, y1], got " + b.dump());
+        throw InputError(at + ": \"box_xyxy\" must be [x0, y0, x1, y1], got " + json_brief(b));
       }
       Box box{json_int(b[0], at, "\"box_xyxy\""), json_int(b[1], at, "\"box_xyxy\""),
               json_int(b[2], at, "\"box_xyxy\""), json_int(b[3], at, "\"box_xyxy\"")};

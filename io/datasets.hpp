@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "core/array.hpp"  // InputError
+#include "../core/api.hpp"
+#include "../core/array.hpp"  // InputError
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// An object's box in pixels of the item's own image, exclusive upper bounds (x1, y1), as numpy slicing.
@@ -110,3 +112,4 @@ class ImageDataset {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -1,6 +1,8 @@
 #include "io/image.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -69,7 +71,96 @@ int round_half_even_of_half(int twice) {
   return (q % 2 == 0) ? q : q + 1;
 }
 
+std::atomic<std::int64_t> g_max_image_pixels{kDefaultMaxImagePixels};
+
+std::uint32_t byte_at(const std::string& b, std::size_t at) { return static_cast<unsigned char>(b[at]); }
+std::uint32_t be32(const std::string& b, std::size_t at) {
+  return byte_at(b, at) << 24 | byte_at(b, at + 1) << 16 | byte_at(b, at + 2) << 8 | byte_at(b, at + 3);
+}
+std::uint32_t be16(const std::string& b, std::size_t at) { return byte_at(b, at) << 8 | byte_at(b, at + 1); }
+std::uint32_t le_n(const std::string& b, std::size_t at, int n) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v |= std::uint32_t{static_cast<unsigned char>(b[at + i])} << (8 * i);
+  return v;
+}
+
+struct Extent {
+  std::int64_t width = 0, height = 0;
+};
+
+// The size an image file declares, read from its header without decoding (PNG IHDR, JPEG SOFn, BMP info header,
+// WebP VP8/VP8L/VP8X), so that a huge declared size fails before the decoder allocates for it. nullopt when the
+// format is another one or the header is too short to tell (the decoder then decides, and the decoded size is
+// checked afterwards).
+std::optional<Extent> declared_extent(const std::string& b) {
+  const auto starts = [&](const char* magic, std::size_t n) { return b.size() >= n && b.compare(0, n, magic, n) == 0; };
+  if (starts("\x89PNG\r\n\x1a\n", 8)) {
+    if (b.size() < 24 || b.compare(12, 4, "IHDR") != 0) return std::nullopt;
+    return Extent{be32(b, 16), be32(b, 20)};
+  }
+  if (starts("\xff\xd8", 2)) {
+    std::size_t p = 2;
+    while (p + 4 <= b.size()) {
+      if (static_cast<unsigned char>(b[p]) != 0xff) return std::nullopt;
+      const unsigned marker = static_cast<unsigned char>(b[p + 1]);
+      if (marker == 0xff) {  // fill byte
+        ++p;
+        continue;
+      }
+      if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {  // no length field
+        p += 2;
+        continue;
+      }
+      const std::size_t length = be16(b, p + 2);
+      if (length < 2) return std::nullopt;
+      const bool sof = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
+      if (sof) {
+        if (p + 9 > b.size()) return std::nullopt;
+        return Extent{be16(b, p + 7), be16(b, p + 5)};
+      }
+      if (marker == 0xda || marker == 0xd9) return std::nullopt;  // scan data before any frame header
+      p += 2 + length;
+    }
+    return std::nullopt;
+  }
+  if (starts("BM", 2)) {
+    if (b.size() < 26) return std::nullopt;
+    const std::uint32_t info = le_n(b, 14, 4);
+    if (info == 12) return Extent{le_n(b, 18, 2), le_n(b, 20, 2)};
+    // Signed 32-bit extents; a negative height means top-down rows.
+    const auto w = static_cast<std::int32_t>(le_n(b, 18, 4)), h = static_cast<std::int32_t>(le_n(b, 22, 4));
+    return Extent{std::llabs(static_cast<long long>(w)), std::llabs(static_cast<long long>(h))};
+  }
+  if (b.size() >= 30 && starts("RIFF", 4) && b.compare(8, 4, "WEBP") == 0) {
+    if (b.compare(12, 4, "VP8X") == 0)
+      return Extent{std::int64_t{le_n(b, 24, 3)} + 1, std::int64_t{le_n(b, 27, 3)} + 1};
+    if (b.compare(12, 4, "VP8L") == 0) {
+      const std::uint32_t bits = le_n(b, 21, 4);
+      return Extent{std::int64_t{bits & 0x3fff} + 1, std::int64_t{(bits >> 14) & 0x3fff} + 1};
+    }
+    if (b.compare(12, 4, "VP8 ") == 0) return Extent{le_n(b, 26, 2) & 0x3fff, le_n(b, 28, 2) & 0x3fff};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+void set_max_image_pixels(std::int64_t pixels) {
+  if (pixels < 1) throw InputError("--max-image-pixels must be at least 1, got " + std::to_string(pixels));
+  g_max_image_pixels = pixels;
+}
+
+std::int64_t max_image_pixels() { return g_max_image_pixels; }
+
+void check_image_pixels(std::int64_t width, std::int64_t height, const std::string& what) {
+  const std::int64_t limit = max_image_pixels();
+  // Compared by division: a header's two 32-bit extents can multiply past 2^63 (fuzzing finding).
+  if (width <= 0 || height <= 0 || width <= limit / height) return;
+  const auto w = static_cast<std::uint64_t>(width), h = static_cast<std::uint64_t>(height);
+  const std::string pixels = w <= UINT64_MAX / h ? std::to_string(w * h) : "over 2^64";
+  throw InputError(what + ": " + std::to_string(width) + "x" + std::to_string(height) + " (WxH) image (" + pixels +
+                   " pixels) exceeds the limit of " + std::to_string(limit) + " pixels (--max-image-pixels raises it)");
+}
 
 namespace {
 
@@ -103,6 +194,7 @@ cv::Mat read_image_rgb(const std::string& path) {
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   check_complete(bytes, path);
+  if (const auto declared = declared_extent(bytes)) check_image_pixels(declared->width, declared->height, path);
 
   cv::Mat raw;
   try {
@@ -111,6 +203,7 @@ cv::Mat read_image_rgb(const std::string& path) {
     throw InputError(path + ": cannot decode image: " + e.what());
   }
   if (raw.empty()) throw InputError(path + ": not a readable image (unknown format or corrupt data)");
+  check_image_pixels(raw.cols, raw.rows, path);
 
   cv::Mat u8;
   switch (raw.depth()) {
@@ -265,15 +358,23 @@ PreprocessedImage preprocess(const cv::Mat& rgb, const Preprocess& p) {
     const bool portrait = w <= h;
     const std::int64_t shorter = portrait ? w : h, longer = portrait ? h : w;
     // torchvision: int(S * long / short), i.e. a true (double) division then truncation.
-    const int new_long =
-        static_cast<int>(static_cast<double>(p.resize_shorter * longer) / static_cast<double>(shorter));
-    th = portrait ? new_long : p.resize_shorter;
-    tw = portrait ? p.resize_shorter : new_long;
+    const double new_long =
+        std::floor(static_cast<double>(p.resize_shorter * longer) / static_cast<double>(shorter));
     if (new_long < 1) throw InputError("preprocess: resizing " + size_text(h, w) + " gives an empty image");
+    // Checked in double before the cast: a 1x40000 image resized to 224 asks for 224 x 8,960,000 pixels, and a
+    // long side beyond int's range would make the cast undefined.
+    if (new_long * p.resize_shorter > static_cast<double>(max_image_pixels()))
+      check_image_pixels(portrait ? p.resize_shorter : static_cast<std::int64_t>(std::min(new_long, 4294967296.0)),
+                         portrait ? static_cast<std::int64_t>(std::min(new_long, 4294967296.0)) : p.resize_shorter,
+                         "preprocess: resizing " + size_text(h, w) + " (HxW) to shorter side " +
+                             std::to_string(p.resize_shorter));
+    th = portrait ? static_cast<int>(new_long) : p.resize_shorter;
+    tw = portrait ? p.resize_shorter : static_cast<int>(new_long);
   } else if (p.resize == ResizeMode::exact) {
     if (p.resize_height < 1 || p.resize_width < 1) throw InputError("preprocess: resize size must be positive");
     th = p.resize_height;
     tw = p.resize_width;
+    check_image_pixels(tw, th, "preprocess: resizing " + size_text(h, w) + " (HxW) to " + size_text(th, tw));
   }
 
   cv::Mat img = rgb;
@@ -282,6 +383,9 @@ PreprocessedImage preprocess(const cv::Mat& rgb, const Preprocess& p) {
   if (p.crop_height > 0 || p.crop_width > 0) {
     if (p.crop_height < 1 || p.crop_width < 1) throw InputError("preprocess: crop size must be positive");
     const int ch = p.crop_height, cw = p.crop_width;
+    check_image_pixels(std::max(cw, img.cols), std::max(ch, img.rows),
+                       "preprocess: padding " + size_text(img.rows, img.cols) + " (HxW) for a " + size_text(ch, cw) +
+                           " crop");
     if (ch > img.rows || cw > img.cols) {
       // torchvision pads with zeros, the odd pixel going to the bottom/right.
       const int pad_w = std::max(0, cw - img.cols), pad_h = std::max(0, ch - img.rows);

@@ -10,19 +10,36 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include <opencv2/core.hpp>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
+
+/// Default bound on the pixels of a decoded image and of the image preprocess() makes from it: 2^25 (about 33.5
+/// million, e.g. 8192x4096). A 196-byte PNG can declare 40,000 pixels that a shorter-side resize to 224 turns into
+/// 2 billion (48 GB of tensor); the bound turns that into an error naming --max-image-pixels.
+inline constexpr std::int64_t kDefaultMaxImagePixels = std::int64_t{1} << 25;
+
+/// The bound read_image_rgb and preprocess apply (process-wide, like OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS, so
+/// that every reader of images honours the command line's --max-image-pixels). InputError unless pixels >= 1.
+void set_max_image_pixels(std::int64_t pixels);
+std::int64_t max_image_pixels();
+/// Throws InputError "<what>: WxH image (N pixels) exceeds the limit of M pixels (--max-image-pixels raises it)"
+/// when width * height is over max_image_pixels().
+void check_image_pixels(std::int64_t width, std::int64_t height, const std::string& what);
 
 /// Decodes any format OpenCV reads (PNG, JPEG, BMP, TIFF, WebP, ...) into 8-bit RGB (CV_8UC3, RGB order).
 /// Gray becomes 3 equal channels, alpha is dropped (not composited, as PIL's convert("RGB")), 16-bit is scaled by
 /// 255/65535 with rounding, float images are taken as [0,1]. EXIF orientation is ignored, as PIL's Image.open does.
-/// Throws InputError naming the file when it is missing, unreadable or not a decodable image.
+/// Throws InputError naming the file when it is missing, unreadable or not a decodable image, and when its size
+/// (read from the header for PNG, JPEG, BMP and WebP, before anything is decoded) exceeds max_image_pixels().
 cv::Mat read_image_rgb(const std::string& path);
 
 enum class ResizeMode {
@@ -88,7 +105,8 @@ struct PreprocessedImage {
 };
 
 /// Runs `p` on an 8-bit RGB image (CV_8UC3). A crop larger than the image pads with black first, centred, as
-/// torchvision's CenterCrop does. Throws InputError for an empty or non-8UC3 image or a non-positive size.
+/// torchvision's CenterCrop does. Throws InputError for an empty or non-8UC3 image, a non-positive size, or a
+/// resized or padded image over max_image_pixels() (checked before it is allocated).
 PreprocessedImage preprocess(const cv::Mat& rgb, const Preprocess& p);
 
 /// A user's own preprocessed input: a .npy of shape [3,H,W] (or [1,3,H,W]); values must be finite. With
@@ -96,3 +114,4 @@ PreprocessedImage preprocess(const cv::Mat& rgb, const Preprocess& p);
 Array load_preprocessed_npy(const std::string& path, int height = 0, int width = 0);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -20,8 +20,12 @@ namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicLen = 6;
-// numpy refuses headers above 10000 bytes unless told otherwise; allow more, but not enough to exhaust memory.
-constexpr std::uint32_t kMaxHeaderLen = 1u << 20;
+// numpy refuses headers over 10000 bytes unless told otherwise (np.load's max_header_size); what np.save writes is
+// far shorter. The same bound here keeps a corrupt length field from making us read and parse megabytes.
+constexpr std::uint32_t kMaxHeaderLen = 10000;
+// The parser recurses once per bracket; a valid header nests two deep (the dict, the shape tuple), and Python allows
+// redundant parentheses around an int. Without a bound, 65,000 '(' overflow the stack.
+constexpr int kMaxHeaderNesting = 32;
 constexpr std::int64_t kMaxElements = std::int64_t{1} << 34;
 
 bool host_is_little_endian() {
@@ -97,6 +101,14 @@ class HeaderParser {
   Value value() {
     skip_ws();
     if (pos_ >= s_.size()) fail("unexpected end of header");
+    if (depth_ >= kMaxHeaderNesting) fail("nests deeper than " + std::to_string(kMaxHeaderNesting) + " brackets");
+    ++depth_;
+    Value v = value_here();
+    --depth_;
+    return v;
+  }
+
+  Value value_here() {
     const std::size_t start = pos_;
     Value v;
     const char c = s_[pos_];
@@ -189,6 +201,7 @@ class HeaderParser {
   const std::string& s_;
   const std::string& path_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 struct Dtype {
@@ -219,6 +232,34 @@ std::string tuple_text(const std::vector<std::int64_t>& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+/// Decodes `count` float32 (size 4) or float64 (size 8) values from `src` into doubles, byte-swapping when the file's
+/// byte order is not the host's. The common case (no swap) is a plain loop the compiler vectorises.
+void decode_values(const unsigned char* src, std::size_t count, int size, bool swap, double* dst) {
+  if (!swap && size == 4) {
+    for (std::size_t i = 0; i < count; ++i) {
+      float v;
+      std::memcpy(&v, src + 4 * i, 4);
+      dst[i] = v;
+    }
+    return;
+  }
+  if (!swap) {
+    std::memcpy(dst, src, count * 8);
+    return;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    unsigned char b[8];
+    for (int k = 0; k < size; ++k) b[k] = src[i * size + size - 1 - k];
+    if (size == 4) {
+      float v;
+      std::memcpy(&v, b, 4);
+      dst[i] = v;
+    } else {
+      std::memcpy(&dst[i], b, 8);
+    }
+  }
 }
 
 }  // namespace
@@ -252,7 +293,8 @@ Array read_npy(const std::string& path) {
     header_len |= static_cast<std::uint32_t>(pre[10]) << 16 | static_cast<std::uint32_t>(pre[11]) << 24;
   }
   if (header_len > kMaxHeaderLen)
-    throw InputError(path + ": .npy header length " + std::to_string(header_len) + " is implausibly large");
+    throw InputError(path + ": .npy header length " + std::to_string(header_len) + " exceeds the limit of " +
+                     std::to_string(kMaxHeaderLen) + " bytes (numpy's own default limit)");
 
   std::string header(header_len, '\0');
   const std::size_t hgot = read_some(f.get(), &header[0], header_len, path);
@@ -293,15 +335,49 @@ Array read_npy(const std::string& path) {
                       std::to_string(nbytes) + " bytes, file has " + std::to_string(have));
   };
   // A corrupt header can claim gigabytes; for regular files, check the size before allocating.
+  bool sized = false;
   struct stat st {};
   if (::fstat(::fileno(f.get()), &st) == 0 && S_ISREG(st.st_mode)) {
     const long here = std::ftell(f.get());
-    if (here >= 0 && st.st_size >= here && static_cast<std::uint64_t>(st.st_size - here) < nbytes)
-      throw truncated_data(static_cast<std::size_t>(st.st_size - here));
+    if (here >= 0 && st.st_size >= here) {
+      if (static_cast<std::uint64_t>(st.st_size - here) < nbytes)
+        throw truncated_data(static_cast<std::size_t>(st.st_size - here));
+      sized = true;
+    }
   }
-  std::vector<unsigned char> raw(nbytes);
-  const std::size_t dgot = nbytes ? read_some(f.get(), raw.data(), nbytes, path) : 0;
-  if (dgot < nbytes) throw truncated_data(dgot);
+  const bool swap = dtype.little != host_is_little_endian();
+  Array out;
+  std::size_t dgot = 0;
+  if (sized) {
+    // The file holds the data: decode it as it is read, through a buffer of at most 4 MB, so that a large stack is
+    // never in memory twice (raw bytes and doubles) and the output is the only large allocation.
+    out = Array(shape);
+    std::vector<unsigned char> chunk(std::min<std::size_t>(nbytes, std::size_t{4} << 20));
+    while (dgot < nbytes) {
+      const std::size_t want = std::min(chunk.size(), nbytes - dgot);
+      const std::size_t n = read_some(f.get(), chunk.data(), want, path);
+      if (n % dtype.size != 0 || n < want) {  // the file shrank after fstat; never a partial value
+        dgot += n;
+        break;
+      }
+      decode_values(chunk.data(), n / dtype.size, dtype.size, swap, out.data.data() + dgot / dtype.size);
+      dgot += n;
+    }
+    if (dgot < nbytes) throw truncated_data(dgot);
+  } else {
+    // A pipe has no size to check: grow the buffer only as data arrives, so a header's claim alone allocates
+    // nothing.
+    std::vector<unsigned char> raw;
+    while (dgot < nbytes) {
+      raw.resize(dgot + std::min<std::size_t>(nbytes - dgot, std::max<std::size_t>(dgot, 1 << 20)));
+      const std::size_t n = read_some(f.get(), raw.data() + dgot, raw.size() - dgot, path);
+      dgot += n;
+      if (dgot < raw.size()) break;
+    }
+    if (dgot < nbytes) throw truncated_data(dgot);
+    out = Array(shape);
+    decode_values(raw.data(), static_cast<std::size_t>(count), dtype.size, swap, out.data.data());
+  }
   {
     std::size_t extra = 0;
     unsigned char sink[4096];
@@ -309,24 +385,6 @@ Array read_npy(const std::string& path) {
     if (extra)
       throw InputError(path + ": " + std::to_string(extra) + " unexpected trailing bytes after the " +
                        std::to_string(nbytes) + " bytes of data for shape " + tuple_text(shape));
-  }
-
-  Array out;
-  out.shape = shape;
-  out.data.resize(static_cast<std::size_t>(count));
-  const bool swap = dtype.little != host_is_little_endian();
-  for (std::size_t i = 0; i < out.data.size(); ++i) {
-    unsigned char b[8];
-    std::memcpy(b, raw.data() + i * dtype.size, dtype.size);
-    if (swap)
-      for (int k = 0; k < dtype.size / 2; ++k) std::swap(b[k], b[dtype.size - 1 - k]);
-    if (dtype.size == 4) {
-      float v;
-      std::memcpy(&v, b, 4);
-      out.data[i] = v;
-    } else {
-      std::memcpy(&out.data[i], b, 8);
-    }
   }
   return out;
 }

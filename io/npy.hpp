@@ -3,8 +3,10 @@
 
 #include <string>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Reads a version 1/2/3 .npy holding little- or big-endian float32 or float64 in C order; values become double.
@@ -16,3 +18,4 @@ Array read_npy(const std::string& path);
 std::string encode_npy(const Array& array);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_input.hpp"
+
 namespace attnlens {
 
 namespace {
@@ -23,8 +25,8 @@ using nlohmann::json;
 
 // The reference rejects larger headers, so nothing valid is lost and a corrupt size cannot make us parse gigabytes.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
-// A valid header nests three deep (header, tensor entry, shape); the limit only stops pathological nesting early.
-constexpr int kMaxJsonDepth = 64;
+// A valid header nests three deep (header, tensor entry, shape); kMaxJsonDepth (io/json_input.hpp) only stops
+// pathological nesting early.
 
 struct DtypeSpec {
   const char* name;
@@ -93,29 +95,29 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 TensorInfo parse_entry(const std::string& name, const json& entry, std::uint64_t buffer_size,
                        const std::string& file) {
   const std::string where = file + ": tensor '" + name + "': ";
-  if (!entry.is_object()) throw InputError(where + "header entry is " + entry.dump() + ", not an object");
+  if (!entry.is_object()) throw InputError(where + "header entry is " + json_brief(entry) + ", not an object");
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!entry.contains(key)) throw InputError(where + "header entry has no \"" + key + "\"");
 
   TensorInfo t;
   t.name = name;
   const json& dtype = entry["dtype"];
-  if (!dtype.is_string()) throw InputError(where + "dtype " + dtype.dump() + " is not a string");
+  if (!dtype.is_string()) throw InputError(where + "dtype " + json_brief(dtype) + " is not a string");
   t.dtype = dtype.get<std::string>();
   const DtypeSpec* spec = find_dtype(t.dtype);
   if (!spec) throw InputError(where + "unknown dtype \"" + t.dtype + "\"");
 
   const json& shape = entry["shape"];
-  if (!shape.is_array()) throw InputError(where + "shape " + shape.dump() + " is not a list of integers");
+  if (!shape.is_array()) throw InputError(where + "shape " + json_brief(shape) + " is not a list of integers");
   std::uint64_t count = 1;
   bool overflow = false, empty = false;
   for (const json& e : shape) {
     if (e.is_number_integer() && !e.is_number_unsigned())
-      throw InputError(where + "shape " + shape.dump() + " has a negative extent");
-    if (!e.is_number_unsigned()) throw InputError(where + "shape " + shape.dump() + " is not a list of integers");
+      throw InputError(where + "shape " + json_brief(shape) + " has a negative extent");
+    if (!e.is_number_unsigned()) throw InputError(where + "shape " + json_brief(shape) + " is not a list of integers");
     const std::uint64_t extent = e.get<std::uint64_t>();
     if (extent > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      throw InputError(where + "shape " + shape.dump() + " has an extent too large to address");
+      throw InputError(where + "shape " + json_brief(shape) + " has an extent too large to address");
     t.shape.push_back(static_cast<std::int64_t>(extent));
     // Keep going after an overflow: a later extent 0 makes the tensor empty, which the reference accepts too.
     if (extent == 0) empty = true;
@@ -128,15 +130,15 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::uint64_t
   }
   const std::uint64_t bits = static_cast<std::uint64_t>(spec->bits);
   if (overflow || count > std::numeric_limits<std::uint64_t>::max() / bits)
-    throw InputError(where + "shape " + shape.dump() + " of " + t.dtype + " overflows 64-bit byte counts");
+    throw InputError(where + "shape " + json_brief(shape) + " of " + t.dtype + " overflows 64-bit byte counts");
   if (count * bits % 8 != 0)
-    throw InputError(where + "shape " + shape.dump() + " of " + t.dtype + " does not fill whole bytes");
+    throw InputError(where + "shape " + json_brief(shape) + " of " + t.dtype + " does not fill whole bytes");
   const std::uint64_t nbytes = count * bits / 8;
 
   const json& offsets = entry["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
       !offsets[1].is_number_unsigned())
-    throw InputError(where + "data_offsets " + offsets.dump() + " is not a pair of non-negative integers");
+    throw InputError(where + "data_offsets " + json_brief(offsets) + " is not a pair of non-negative integers");
   t.begin = offsets[0].get<std::uint64_t>();
   t.end = offsets[1].get<std::uint64_t>();
   if (t.begin > t.end) throw InputError(where + "data_offsets " + offsets_text(t) + " begin after they end");
@@ -152,10 +154,10 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::uint64_t
 std::map<std::string, std::string> parse_metadata(const json& m, const std::string& file) {
   std::map<std::string, std::string> out;
   if (m.is_null()) return out;  // the reference reads null as "no metadata"
-  if (!m.is_object()) throw InputError(file + ": __metadata__ is " + m.dump() + ", not an object of strings");
+  if (!m.is_object()) throw InputError(file + ": __metadata__ is " + json_brief(m) + ", not an object of strings");
   for (auto it = m.begin(); it != m.end(); ++it) {
     if (!it.value().is_string())
-      throw InputError(file + ": __metadata__ value for '" + it.key() + "' is " + it.value().dump() +
+      throw InputError(file + ": __metadata__ value for '" + it.key() + "' is " + json_brief(it.value()) +
                        ", not a string");
     out.emplace(it.key(), it.value().get<std::string>());
   }
@@ -234,7 +236,7 @@ SafetensorsFile SafetensorsFile::from_bytes(std::string bytes, const std::string
       return true;
     });
   } catch (const json::exception& e) {
-    throw InputError(file + ": header is not valid JSON: " + e.what());
+    throw InputError(file + ": header is not valid JSON: " + one_short_line(e.what()));
   }
   if (!header.is_object()) throw InputError(file + ": header is not a JSON object");
 

@@ -14,8 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// One tensor of a safetensors file, as its header describes it.
@@ -85,3 +87,4 @@ std::string encode_safetensors(const std::vector<std::pair<std::string, Array>>&
                                const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -1,11 +1,14 @@
 #include "io/text_dataset.hpp"
 
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/array.hpp"
+#include "io/json_input.hpp"
 
 namespace attnlens {
 
@@ -21,13 +24,35 @@ std::string read_all(const fs::path& path) {
   return s.str();
 }
 
-void append_json(const fs::path& path, std::vector<TextExample>& out) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_all(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path.string() + ": invalid JSON: " + e.what());
+// A class index: a decimal integer in [0, INT_MAX]; the TSV and the JSON readers share this rule.
+constexpr std::int64_t kMaxLabel = std::numeric_limits<int>::max();
+
+bool parse_label(const std::string& s, int& out) {
+  if (s.empty() || s.size() > 10) return false;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
   }
+  if (v > kMaxLabel) return false;
+  out = static_cast<int>(v);
+  return true;
+}
+
+// The same rule for a JSON value: an integer (not 1.0 or 1e0) in [0, INT_MAX].
+bool json_label(const nlohmann::json& v, int& out) {
+  if (v.is_number_unsigned()) {
+    if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxLabel)) return false;
+    out = static_cast<int>(v.get<std::uint64_t>());
+    return true;
+  }
+  if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > kMaxLabel) return false;
+  out = static_cast<int>(v.get<std::int64_t>());
+  return true;
+}
+
+void append_json(const fs::path& path, std::vector<TextExample>& out) {
+  const nlohmann::json j = parse_json_input(read_all(path), path.string());
   if (!j.is_array()) throw InputError(path.string() + ": expected a JSON list of {\"text\", \"class\"} objects");
   for (const auto& item : j) {
     if (!item.is_object() || !item.contains("text") || !item["text"].is_string())
@@ -37,8 +62,10 @@ void append_json(const fs::path& path, std::vector<TextExample>& out) {
     e.index = static_cast<std::int64_t>(out.size());
     for (const char* key : {"class", "label"})
       if (item.contains(key) && !item[key].is_null()) {
-        if (!item[key].is_number_integer()) throw InputError(path.string() + ": \"" + key + "\" must be an integer");
-        e.label = item[key].get<int>();
+        if (!json_label(item[key], e.label))
+          throw InputError(path.string() + ": item " + std::to_string(out.size()) + ": \"" + key +
+                           "\" must be a class index (an integer in [0, " + std::to_string(kMaxLabel) + "]), got " +
+                           json_brief(item[key]));
       }
     out.push_back(std::move(e));
   }
@@ -59,17 +86,10 @@ void append_lines(const fs::path& path, std::vector<TextExample>& out) {
     } else {
       const std::string label = line.substr(0, tab);
       e.text = line.substr(tab + 1);
-      if (!label.empty()) {
-        size_t used = 0;
-        try {
-          e.label = std::stoi(label, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != label.size() || e.label < 0)
-          throw InputError(path.string() + ":" + std::to_string(number) + ": label '" + label +
-                           "' is not a class index");
-      }
+      // std::stoi would also take " 1" and "+1"; a class index is digits only.
+      if (!label.empty() && !parse_label(label, e.label))
+        throw InputError(path.string() + ":" + std::to_string(number) + ": label '" + one_short_line(label, 40) +
+                         "' is not a class index (an integer in [0, " + std::to_string(kMaxLabel) + "])");
     }
     e.index = static_cast<std::int64_t>(out.size());
     out.push_back(std::move(e));

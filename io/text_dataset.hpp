@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 struct TextExample {
@@ -28,3 +31,4 @@ std::vector<TextExample> load_text_dataset(const std::string& path, TextSplit sp
 TextSplit parse_text_split(const std::string& name);
 
 }  // namespace attnlens
+ATTNLENS_API_END

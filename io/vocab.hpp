@@ -10,6 +10,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../core/api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Byte offset of the first byte of `text` that does not start a well-formed UTF-8 sequence (Unicode Table 3-7:
@@ -49,3 +52,4 @@ class Vocabulary {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

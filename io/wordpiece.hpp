@@ -8,8 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "io/vocab.hpp"
+#include "../core/api.hpp"
+#include "vocab.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 struct TokenizerOptions {
@@ -80,3 +82,4 @@ class WordPieceTokenizer {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// A tensor's values as a double Array of the same shape (copied to the CPU).
@@ -22,3 +24,4 @@ Array image_layers(const std::vector<torch::Tensor>& per_layer, std::int64_t b);
 Array image_layers_head_mean(const std::vector<torch::Tensor>& per_layer, std::int64_t b);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -129,22 +129,15 @@ BertClassifier BertClassifier::load(const std::string& path, const torch::Device
   std::string hidden_act = "gelu";
   const fs::path config_path = weights.parent_path() / "config.json";
   if (const auto j = read_config_json(config_path.string())) {
-    const std::string where = config_path.string();
-    read_config_key(*j, "num_attention_heads", c.num_heads, where);
-    read_config_key(*j, "layer_norm_eps", c.layer_norm_eps, where);
-    read_config_key(*j, "hidden_act", hidden_act, where);
-    read_config_key(*j, "do_lower_case", c.do_lower_case, where);
-    read_config_key(*j, "attention_mask_value", c.mask_value, where);
-    read_config_labels(*j, c.labels, where);
-    const std::pair<const char*, int> from_weights[] = {
-        {"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size}, {"num_hidden_layers", c.num_layers}};
-    for (const auto& [key, actual] : from_weights) {
-      int declared = -1;
-      read_config_key(*j, key, declared, where);
-      if (declared >= 0 && declared != actual)
-        throw InputError(where + ": " + key + " is " + std::to_string(declared) + " but the weights have " +
-                         std::to_string(actual));
-    }
+    BertConfigKeys k{c.num_heads, c.layer_norm_eps, hidden_act, c.do_lower_case, c.mask_value, c.labels,
+                     c.vocab_size, c.hidden_size, c.num_layers};
+    read_bert_config_keys(*j, k, config_path.string());
+    c.num_heads = k.num_heads;
+    c.layer_norm_eps = k.layer_norm_eps;
+    hidden_act = k.hidden_act;
+    c.do_lower_case = k.do_lower_case;
+    c.mask_value = k.mask_value;
+    c.labels = std::move(k.labels);
   }
   if (hidden_act != "gelu" && hidden_act != "gelu_new" && hidden_act != "gelu_pytorch_tanh" && hidden_act != "relu")
     throw InputError(config_path.string() + ": unsupported hidden_act '" + hidden_act + "'");

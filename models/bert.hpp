@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 struct BertConfig {
@@ -114,3 +117,4 @@ class BertClassifier {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

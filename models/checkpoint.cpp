@@ -23,36 +23,6 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return s.str();
 }
 
-std::optional<nlohmann::json> read_config_json(const std::string& path) {
-  if (!std::filesystem::exists(path)) return std::nullopt;
-  std::ifstream in(path);
-  try {
-    nlohmann::json j = nlohmann::json::parse(in);
-    if (!j.is_object()) throw InputError(path + ": not a JSON object");
-    return j;
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path + ": invalid JSON: " + e.what());
-  }
-}
-
-void read_config_labels(const nlohmann::json& j, std::vector<std::string>& labels, const std::string& where) {
-  if (j.contains("labels")) read_config_key(j, "labels", labels, where);
-  if (!j.contains("id2label") || !j["id2label"].is_object()) return;
-  std::map<int, std::string> by_id;
-  for (const auto& [key, value] : j["id2label"].items()) {
-    try {
-      by_id[std::stoi(key)] = value.get<std::string>();
-    } catch (const std::exception&) {
-      throw InputError(where + ": id2label must map integer ids to names");
-    }
-  }
-  labels.clear();
-  for (const auto& [id, name] : by_id) {
-    if (id != static_cast<int>(labels.size())) throw InputError(where + ": id2label ids are not 0..C-1");
-    labels.push_back(name);
-  }
-}
-
 torch::Tensor load_checked_tensor(const SafetensorsFile& file, const std::string& name,
                                   const std::vector<std::int64_t>& shape, const std::string& file_name) {
   const TensorInfo* info = file.find(name);

@@ -164,19 +164,14 @@ class WeightSource {
 
 // config.json in attnlens' own keys (tools/train_fmnist_vit.py) or Hugging Face's.
 void apply_config(const json& j, VitConfig& c, const std::string& where) {
-  read_config_key(j, "num_heads", c.num_heads, where);
-  read_config_key(j, "num_attention_heads", c.num_heads, where);
-  read_config_key(j, "layer_norm_eps", c.layer_norm_eps, where);
-  read_config_labels(j, c.labels, where);
-  if (j.contains("preprocess") && j["preprocess"].is_object()) {
-    const json& p = j["preprocess"];
-    read_config_key(p, "preset", c.preprocess, where);
-    read_config_key(p, "mean", c.mean, where);
-    read_config_key(p, "std", c.std, where);
-  } else {
-    read_config_key(j, "image_mean", c.mean, where);  // Hugging Face preprocessor_config.json keys, if merged in
-    read_config_key(j, "image_std", c.std, where);
-  }
+  VitConfigKeys k{c.num_heads, c.layer_norm_eps, c.labels, c.preprocess, c.mean, c.std};
+  read_vit_config_keys(j, k, where);
+  c.num_heads = k.num_heads;
+  c.layer_norm_eps = k.layer_norm_eps;
+  c.labels = std::move(k.labels);
+  c.preprocess = std::move(k.preprocess);
+  c.mean = std::move(k.mean);
+  c.std = std::move(k.std);
 }
 
 }  // namespace

@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "core/array.hpp"
-#include "models/arrays.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "arrays.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 struct VitConfig {
@@ -79,3 +81,4 @@ class VisionTransformer {
 };
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # attnlens quick start for Debian 12: installs what is missing (apt-get, needs root), builds in Release, then
 #   demo  runs the main job on the bundled example and says where its outputs are
-#   test  runs every test: the Release build's suite, then core/ and io/ again under AddressSanitizer + UBSan
+#   test  runs every test: the Release build's suite, then core/ and io/ again under AddressSanitizer + UBSan, then
+#         every libFuzzer harness briefly on its seeds and committed regressions (tests/fuzz/run.sh short)
+#   fuzz  runs every libFuzzer harness for FUZZ_SECONDS (default 600) each: tests/fuzz/run.sh long
 #   bench runs the benchmarks (ratios against baselines measured in the same run)
 set -euo pipefail
 
@@ -15,7 +17,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
           libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev zlib1g-dev graphviz
           python3 python3-numpy python3-scipy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist
-          chromium python3-websocket)
+          python3-dev pybind11-dev python3-pybind11 python3-venv python3-pip python3-setuptools python3-wheel python3-pytest
+          chromium python3-websocket clang libclang-rt-14-dev time)
 
 install_missing() {
   local missing=()
@@ -42,6 +45,12 @@ build() {  # build DIR [cmake options...]
   cmake --build "$dir" -j "$jobs"
 }
 
+# The Python module (python/, setup.py): pip-installed offline into .venv, which also sees Debian's numpy and torch.
+python_package() {
+  [ -x "$root/.venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$root/.venv"
+  "$root/.venv/bin/pip" install --quiet --no-build-isolation --no-index "$root"
+}
+
 install_missing
 # The review sentences of the bundled text model (npm package sentiment@5.0.2; not committed, checked by sha256).
 bash "$root/tools/fetch_sentiment.sh"
@@ -63,6 +72,9 @@ case "$job" in
       -o "$root/out/demo/evaluate"
     "$root/build/attnlens" attack fgsm --model "$root/data/models/fmnist-vit" --data canvas --limit 32 \
       -o "$root/out/demo/fgsm"
+    # The Python module: the attention-graph methods on a NumPy array in five lines (examples/python/quickstart.py).
+    python_package
+    "$root/.venv/bin/python" "$root/examples/python/quickstart.py"
     echo "== open $root/out/demo/explain/index.html, $root/out/demo/text/index.html, $root/out/demo/tree/tree.svg,"
     echo "   $root/out/demo/evaluate/report.html and $root/out/demo/fgsm/report.html"
     ;;
@@ -70,18 +82,30 @@ case "$job" in
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
     echo "== tests (Release)"
     ctest --test-dir "$root/build" --output-on-failure -j "$jobs"
+    echo "== Python module (tests/python; the CLI comparisons use build/attnlens)"
+    python_package
+    "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python"
     echo "== core/ and io/ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
     build "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNLENS_SANITIZE=ON
     ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
+    echo "== libFuzzer harnesses: committed regressions and a short run each (tests/fuzz)"
+    CC=clang CXX=clang++ build "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNLENS_FUZZ=ON
+    bash "$root/tests/fuzz/run.sh" short
+    ;;
+  fuzz)
+    CC=clang CXX=clang++ build "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNLENS_FUZZ=ON
+    FUZZ_BUILD="$root/build-fuzz" bash "$root/tests/fuzz/run.sh" long "${FUZZ_SECONDS:-600}"
     ;;
   bench)
     build "$root/build" -DCMAKE_BUILD_TYPE=Release
     "$root/build/bench_flow"
     "$root/build/bench_text"
     /usr/bin/python3 "$root/bench/run_model_bench.py" "$root/build"
+    python_package
+    "$root/.venv/bin/python" "$root/bench/bench_python.py"
     ;;
   *)
-    echo "usage: $0 demo|test|bench" >&2
+    echo "usage: $0 demo|test|bench|fuzz" >&2
     exit 2
     ;;
 esac

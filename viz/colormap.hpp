@@ -6,8 +6,10 @@
 
 #include <opencv2/core.hpp>
 
-#include "core/array.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 enum class Colormap {
@@ -38,3 +40,4 @@ cv::Mat apply_colormap(const cv::Mat& u8, Colormap map);
 cv::Mat colorize(const cv::Mat& values, Colormap map);
 
 }  // namespace attnlens
+ATTNLENS_API_END

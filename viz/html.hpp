@@ -8,6 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include "../core/api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// One table cell: text (left-aligned) or a number (right-aligned; integers exactly, others to 6 significant digits).
@@ -76,3 +79,4 @@ class HtmlReport {
 std::string html_escape(const std::string& text);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -9,9 +9,11 @@
 
 #include <opencv2/core.hpp>
 
-#include "core/array.hpp"
-#include "viz/colormap.hpp"
+#include "../core/api.hpp"
+#include "../core/array.hpp"
+#include "colormap.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// The map [h,w] resized to `size` with cv::resize INTER_LINEAR (half-pixel centres, edge clamping; the same
@@ -80,3 +82,4 @@ std::string png_data_uri(const cv::Mat& image);
 std::string base64_encode(const std::string& bytes);
 
 }  // namespace attnlens
+ATTNLENS_API_END

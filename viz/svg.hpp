@@ -8,6 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include "../core/api.hpp"
+
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// Escapes & < > " ' for XML/HTML text and attributes. Control characters XML 1.0 forbids are dropped and invalid
@@ -72,3 +75,4 @@ std::string svg_bar_chart(const std::vector<std::string>& categories,
                           PlotOptions options);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -69,8 +69,15 @@ std::string highlight_tokens_html(const std::vector<std::string>& tokens,
       "padding:0.4em 0.6em\">\n";
   for (std::size_t m = 0; m < scores_per_method.size(); ++m) {
     const auto& row = scores_per_method[m];
-    double peak = 0.0;
-    for (double v : row) peak = std::max(peak, std::fabs(v));
+    // The scale spans the tokens the method explains; special tokens only set it when nothing else is non-zero.
+    double peak = 0.0, peak_all = 0.0;
+    for (std::size_t t = 0; t < row.size(); ++t) {
+      peak_all = std::max(peak_all, std::fabs(row[t]));
+      if (std::find(options.unscaled_tokens.begin(), options.unscaled_tokens.end(), tokens[t]) ==
+          options.unscaled_tokens.end())
+        peak = std::max(peak, std::fabs(row[t]));
+    }
+    if (peak == 0.0) peak = peak_all;
     s += "<div style=\"margin:0.2em 0\"><span style=\"display:inline-block;min-width:9em;font-weight:bold;"
          "color:#555555\">" +
          text(method_names[m]) + "</span>";
@@ -81,7 +88,7 @@ std::string highlight_tokens_html(const std::vector<std::string>& tokens,
       s += "<span title=\"" + exact(row[t]) + "\"";
       if (peak > 0.0 && row[t] != 0.0)
         s += std::string(" style=\"background-color:rgba(") + (row[t] > 0 ? kPositive : kNegative) + "," +
-             opacity(std::fabs(row[t]) / peak) + ")\"";
+             opacity(std::min(1.0, std::fabs(row[t]) / peak)) + ")\"";
       s += ">" + text(joined ? tokens[t].substr(2) : tokens[t]) + "</span>";
     }
     s += "</div>\n";

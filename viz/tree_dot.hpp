@@ -4,8 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "core/attribution_tree.hpp"
+#include "../core/api.hpp"
+#include "../core/attribution_tree.hpp"
 
+ATTNLENS_API_BEGIN
 namespace attnlens {
 
 /// DOT text of `tree`: one box per token in the tree (absent tokens left out, the root always drawn) labelled with
@@ -20,3 +22,4 @@ std::string tree_to_dot(const AttributionTree& tree, const std::vector<std::stri
 std::string render_dot_svg(const std::string& dot_source);
 
 }  // namespace attnlens
+ATTNLENS_API_END

@@ -412,6 +412,71 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
+# grad-rollout and chefer: the attention and its gradient (spec 2, 4.1), against numpy written from the spec
+# ---------------------------------------------------------------------------------------------------------------
+"$PY" -c "
+import numpy as np
+rng = np.random.default_rng(9)
+x = rng.normal(0, 1.5, size=(3, 2, 10, 10))
+e = np.exp(x - x.max(-1, keepdims=True))
+np.save('$T/ga.npy', e / e.sum(-1, keepdims=True))
+np.save('$T/gg.npy', rng.normal(0, 1, size=(3, 2, 10, 10)))
+np.save('$T/gg_bad.npy', rng.normal(0, 1, size=(3, 2, 9, 9)))
+"
+ok "chefer: from attention and gradient" attention chefer "$T/ga.npy" --grad "$T/gg.npy" --query-row 0 -o "$O/chefer.npy"
+pycheck "chefer: R = prod (I + mean_h max(0, G*A)), row 0" "
+A, G = L('ga.npy'), L('gg.npy')
+R = np.eye(10)
+for l in range(3):
+    R = R + np.maximum(0, G[l] * A[l]).mean(0) @ R
+close(shape('out/chefer.npy', [10]), R[0], 1e-12)"
+ok "chefer: --start-layer 1 --patches-only" attention chefer "$T/ga.npy" --grad "$T/gg.npy" --query-row 0 --start-layer 1 --patches-only -o "$O/chefer1.npy"
+pycheck "chefer: from layer 1" "
+A, G = L('ga.npy'), L('gg.npy')
+R = np.eye(10)
+for l in range(1, 3):
+    R = R + np.maximum(0, G[l] * A[l]).mean(0) @ R
+close(shape('out/chefer1.npy', [9]), R[0, 1:], 1e-12)"
+ok "grad-rollout: no discard" attention grad-rollout "$T/ga.npy" --grad "$T/gg.npy" --discard-ratio 0 -o "$O/gro.npy"
+pycheck "grad-rollout: F = max(0, mean_h(A*G)), (F + I)/2 row-normalised, multiplied up" "
+A, G = L('ga.npy'), L('gg.npy')
+R = np.eye(10)
+for l in range(3):
+    a = (np.maximum(0, (A[l] * G[l]).mean(0)) + np.eye(10)) / 2
+    R = (a / a.sum(-1, keepdims=True)) @ R
+close(shape('out/gro.npy', [10, 10]), R, 1e-12)"
+newdir; err "grad-rollout: gradient of another shape" "$D/o.npy" attention grad-rollout "$T/ga.npy" --grad "$T/gg_bad.npy" -o "$D/o.npy"
+newdir; err "chefer: no --grad" "$D/o.npy" attention chefer "$T/ga.npy" -o "$D/o.npy"
+newdir; err "chefer: --start-layer out of range" "$D/o.npy" attention chefer "$T/ga.npy" --grad "$T/gg.npy" --start-layer 3 -o "$D/o.npy"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text-shaped stacks: N - 1 is no square (a 32-token sentence); only distance and heads need a grid
+# ---------------------------------------------------------------------------------------------------------------
+"$PY" -c "
+import numpy as np
+rng = np.random.default_rng(5)
+x = rng.normal(0, 2, size=(3, 2, 32, 32))
+e = np.exp(x - x.max(-1, keepdims=True))
+np.save('$T/text32.npy', (e / e.sum(-1, keepdims=True)).astype(np.float32))
+"
+ok "text stack: raw without --grid" attention raw "$T/text32.npy" --query-row 0 -o "$O/t_raw.npy"
+pycheck "text stack: raw is the last layer's head-mean row" "close(shape('out/t_raw.npy', [32]), att('text32.npy')[-1].mean(0)[0], 1e-12)"
+ok "text stack: rollout without --grid" attention rollout "$T/text32.npy" --query-row 0 -o "$O/t_ro.npy"
+pycheck "text stack: rollout equals numpy" "close(shape('out/t_ro.npy', [32]), abnar_rollout(att('text32.npy'))[-1][0], 1e-12)"
+ok "text stack: flow without --grid" attention flow "$T/text32.npy" -o "$O/t_flow.npy"
+ok "text stack: flow-metzger without --grid" attention flow-metzger "$T/text32.npy" -o "$O/t_mz.npy"
+pycheck "text stack: flow is per token, and per-token Metzger flow equals it" "
+f = shape('out/t_flow.npy', [32])
+assert (f > 0).all(), f
+close(L('out/t_mz.npy'), f, 1e-12)"
+ok "text stack: flow --scope all without --grid" attention flow "$T/text32.npy" --scope all --threads 0 -o "$O/t_flow_all.npy"
+pycheck "text stack: flow --scope all row (3, 0) is the cls scope" "close(shape('out/t_flow_all.npy', [3, 32, 32])[-1][0], L('out/t_flow.npy'), 1e-12)"
+ok "text stack: --patches-only drops [CLS] only" attention rollout "$T/text32.npy" --query-row 0 --patches-only -o "$O/t_ro_p.npy"
+pycheck "text stack: 31 tokens after [CLS]" "close(shape('out/t_ro_p.npy', [31]), L('out/t_ro.npy')[1:], 0)"
+ok "text stack: distance with a 1x31 grid" attention distance "$T/text32.npy" --patch-size 1 --grid 1x31 -q -o "$O/t_dist.npy"
+pycheck "text stack: distance [L,H]" "shape('out/t_dist.npy', [3, 2])"
+
+# ---------------------------------------------------------------------------------------------------------------
 # Bad input and bad options: exit 2, one error line, nothing written
 # ---------------------------------------------------------------------------------------------------------------
 newdir; err "missing input file" "$D/o.npy" attention raw "$T/does_not_exist.npy" -o "$D/o.npy"
@@ -421,8 +486,8 @@ newdir; err "int64 dtype" "$D/o.npy" attention raw "$T/int64.npy" -o "$D/o.npy"
 newdir; err "fortran order" "$D/o.npy" attention raw "$T/fortran.npy" -o "$D/o.npy"
 newdir; err "rank 2" "$D/o.npy" attention raw "$T/rank2.npy" -o "$D/o.npy"
 newdir; err "non-square [2,3,4,5]" "$D/o.npy" attention raw "$T/nonsquare.npy" -o "$D/o.npy"
-newdir; err "N-P not a square grid without --grid" "$D/o.npy" attention raw "$T/nogrid.npy" -o "$D/o.npy"
-newdir; err "spec vector without --grid" "$D/o.npy" attention flow "$T/spec3.npy" -o "$D/o.npy"
+newdir; err "distance: N-P not a square grid without --grid" "$D/o.npy" attention distance "$T/nogrid.npy" --patch-size 16 -o "$D/o.npy"
+newdir; err "heads: N-P not a square grid without --grid" "$D/o.npy" attention heads "$T/nogrid.npy" -o "$D/o.npy"
 newdir; err "--grid not matching N" "$D/o.npy" attention raw "$G4" --grid 3x3 -o "$D/o.npy"
 newdir; err "--grid malformed" "$D/o.npy" attention raw "$G4" --grid 2by2 -o "$D/o.npy"
 newdir; err "NaN" "$D/o.npy" attention raw "$T/nan.npy" -o "$D/o.npy"

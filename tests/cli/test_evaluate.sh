@@ -164,4 +164,21 @@ check "evaluate report renders in Chromium" "$PY" "$root/tests/cross/report_in_c
 check "fgsm report renders in Chromium" "$PY" "$root/tests/cross/report_in_chromium.py" --min-svg 5 --min-images 2 \
   "$T/fgsm/report.html"
 check "the checker itself fails broken pages" "$PY" "$root/tests/cross/report_in_chromium.py" --self-test
+
+# ---- threads: the default is the free cores, so a busy machine gets one thread, not spinning ones ----
+check "evaluate's default threads leave a busy core alone" bash -c "
+  '$PY' -c 'while True: pass' & hog=\$!
+  trap 'kill \$hog' EXIT
+  sleep 0.5
+  '$ATTNLENS' evaluate --model '$model' --data '$samples' --limit 1 --methods raw --metrics blankout -q -o '$T/ev_threads' &&
+  '$PY' -c \"
+import json, os, sys
+s = json.load(open('$T/ev_threads/summary.json'))
+cores = os.cpu_count()
+assert s['threads'] <= max(1, cores - 1), (s['threads'], cores)
+\""
+check "an explicit --threads is kept" bash -c "
+  '$ATTNLENS' evaluate --model '$model' --data '$samples' --limit 1 --methods raw --metrics blankout --threads 3 -q \
+    -o '$T/ev_threads3' && grep -q '\"threads\": 3' '$T/ev_threads3/summary.json'"
+
 finish

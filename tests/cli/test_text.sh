@@ -72,6 +72,10 @@ page = open(f"{out}/index.html").read()
 assert "http://" not in page and "https://" not in page and "<script" not in page
 assert page.count("[CLS]") >= 2 * len(methods)
 EOF
+# What a reader sees: in Chromium every method row of the first sentence (12 words) shades at least two words
+# (chefer and grad-rollout used to shade [CLS] alone, its own relevance setting the scale).
+check "text view: every method shades words in Chromium" $py "$root/tests/cross/text_view_in_chromium.py" \
+  --min-words 2 --min-tokens 4 --expect-rows 9 "$tmp/all/index.html"
 check "explain = attention subcommands on the saved attention" $py - "$bin" "$tmp" <<'EOF'
 import json, subprocess, sys
 import numpy as np
@@ -109,6 +113,26 @@ subprocess.run([bin, "explain", "--model", model, "--text", "Great acting and a 
 row = np.array(json.load(open(f"{tmp}/cm0/summary.json"))["texts"][0]["scores"]["flow"])
 cm = np.array(t["scores"]["flow"])
 assert np.all(cm >= row / row.sum() - 1e-12) and cm.max() <= 1 + 1e-12 and cm.sum() > 1 - 1e-12, (cm, row)
+EOF
+# ---- capture --text: a text stack for the attention subcommands, which need no --grid for it ----
+check "capture --text, then the attention subcommands without --grid equal explain --text" $py - "$bin" "$model" "$tmp" <<'EOF'
+import json, subprocess, sys
+import numpy as np
+bin, model, tmp = sys.argv[1:4]
+text = "Great acting and a wonderful plot!"
+run = lambda *a: subprocess.run([bin, *a], check=True, capture_output=True, text=True)
+run("capture", "--model", model, "--text", text, "--grad-output", f"{tmp}/tg.npy", "-q", "-o", f"{tmp}/ta.npy")
+run("explain", "--model", model, "--text", text, "--method", "rollout,flow,grad-rollout,chefer", "-q", "-o", f"{tmp}/tx")
+scores = json.load(open(f"{tmp}/tx/summary.json"))["texts"][0]["scores"]
+a = np.load(f"{tmp}/ta.npy")
+assert a.ndim == 4 and a.shape[-1] == len(scores["rollout"]), a.shape
+for method, extra in [("rollout", []), ("flow", []), ("grad-rollout", ["--grad", f"{tmp}/tg.npy"]),
+                      ("chefer", ["--grad", f"{tmp}/tg.npy"])]:
+    # explain --text lays every token out as a patch (no prefix), which grad-rollout's discard protection reads.
+    run("attention", method, f"{tmp}/ta.npy", *extra, "--query-row", "0", "--prefix-tokens", "0", "-q",
+        "-o", f"{tmp}/t_{method}.npy")
+    got, want = np.load(f"{tmp}/t_{method}.npy"), np.array(scores[method])
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-9, (method, np.abs(got - want).max())
 EOF
 check "explain --texts file and gold target" bash -c "printf 'Nice phone.\nTerrible battery!\n' >$tmp/texts.txt &&
   '$bin' explain --model '$model' --texts $tmp/texts.txt --method attattr,blankout --label 1 --target gold \

@@ -489,6 +489,24 @@ TEST_F(BoxesDatasetTest, BadSamplesJsonThrowsNamingFileAndEntry) {
   EXPECT_NE(msg.find("outside"), std::string::npos) << msg;
 }
 
+// Fuzzing finding: an entry whose "file" nested 100,000 arrays overflowed the stack while the error message dumped
+// it; JSON nesting is bounded when parsing, and messages describe values instead of dumping them.
+TEST_F(BoxesDatasetTest, DeepOrHugeJsonFailsWithAShortMessage) {
+  put_image("d/a.png", 0, 0, 0, 8, 6);
+  const std::string json = path("d/samples.json");
+  put("d/samples.json", R"([{"file": )" + std::string(100000, '[') + std::string(100000, ']') + "}]");
+  EXPECT_EQ(open_error(path("d")), json + ": JSON nests deeper than 64 levels");
+  put("d/samples.json", std::string(1000000, '[') + std::string(1000000, ']'));
+  EXPECT_EQ(open_error(path("d")), json + ": JSON nests deeper than 64 levels");
+  std::string wide = "[";
+  for (int i = 0; i < 10000; ++i) wide += "1,";
+  put("d/samples.json", R"([{"file": )" + wide + "1]}]");
+  EXPECT_EQ(open_error(path("d")),
+            json + ": entry 0: \"file\" must be a non-empty string, got an array of 10001 values");
+  put("d/samples.json", R"([{"file": "a.png", "file": "b.png", "label": 1, "box_xyxy": [0, 0, 1, 1]}])");
+  EXPECT_EQ(open_error(path("d")), json + ": key \"file\" appears twice in one JSON object");
+}
+
 // ---- folders ----
 
 class FolderDatasetTest : public DatasetTest {};

@@ -261,6 +261,68 @@ TEST(ImagePreprocess, NormalisesAKnownPixelInFloat32) {
   EXPECT_THROW(preprocess(cv::Mat(), Preprocess{}), InputError);
 }
 
+// A 1 x 40,000 grayscale PNG of under 200 bytes (zlib packs the blank rows).
+std::string tall_png() {
+  std::vector<unsigned char> png;
+  EXPECT_TRUE(cv::imencode(".png", cv::Mat(40000, 1, CV_8UC1, cv::Scalar(0)), png, {cv::IMWRITE_PNG_COMPRESSION, 9}));
+  return std::string(png.begin(), png.end());
+}
+
+// Fuzzing finding: that PNG with --resize 224 (shorter side) asked for 224 x 8,960,000 pixels: 6 GB for the resize,
+// 48 GB for the tensor. The resized size is checked against the pixel limit before anything is allocated.
+TEST_F(ImageTest, ResizeBeyondThePixelLimitFailsBeforeAllocating) {
+  const std::string tall = tall_png();
+  ASSERT_LT(tall.size(), 400u);
+  const cv::Mat rgb = read_image_rgb(put("tall.png", tall));
+  ASSERT_EQ(rgb.rows, 40000);
+  Preprocess p;
+  parse_resize("224", p);
+  std::string msg;
+  try {
+    preprocess(rgb, p);
+  } catch (const InputError& e) {
+    msg = e.what();
+  }
+  EXPECT_EQ(msg, "preprocess: resizing 40000x1 (HxW) to shorter side 224: 224x8960000 (WxH) image (2007040000 pixels) "
+                 "exceeds the limit of 33554432 pixels (--max-image-pixels raises it)");
+  Preprocess exact;
+  parse_resize("65536x65536", exact);
+  EXPECT_THROW(preprocess(rgb, exact), InputError);
+  Preprocess crop;
+  parse_crop("65536", crop);
+  EXPECT_THROW(preprocess(rgb, crop), InputError);
+  // Within the limit, the same image resizes; the limit can be raised and lowered.
+  Preprocess small;
+  parse_resize("1", small);
+  EXPECT_EQ(preprocess(rgb, small).rgb.rows, 40000);
+  set_max_image_pixels(39999);
+  EXPECT_THROW(preprocess(rgb, small), InputError);
+  EXPECT_THROW(set_max_image_pixels(0), InputError);
+  set_max_image_pixels(kDefaultMaxImagePixels);
+}
+
+// A PNG whose header declares 65535 x 65535 pixels fails on the header, before the decoder allocates 12 GB.
+TEST_F(ImageTest, DeclaredSizeBeyondThePixelLimitFailsBeforeDecoding) {
+  std::string png = tall_png();
+  for (int i = 0; i < 4; ++i) png[16 + i] = png[20 + i] = i < 2 ? '\0' : '\xff';  // IHDR width, height
+  const std::string path = put("huge.png", png);
+  EXPECT_EQ(read_error(path), path + ": 65535x65535 (WxH) image (4294836225 pixels) exceeds the limit of 33554432 "
+                                     "pixels (--max-image-pixels raises it)");
+  // Fuzzing finding: extents whose product passes 2^63 (here 4294967295 x 4278190080) overflowed the check itself.
+  for (int i = 0; i < 4; ++i) {
+    png[16 + i] = '\xff';
+    png[20 + i] = i == 0 ? '\xff' : '\0';
+  }
+  const std::string wide = put("wide.png", png);
+  EXPECT_EQ(read_error(wide), wide + ": 4294967295x4278190080 (WxH) image (18374686475393433600 pixels) exceeds the "
+                                     "limit of 33554432 pixels (--max-image-pixels raises it)");
+  const std::string small = write_image("small.jpg", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3)));
+  set_max_image_pixels(63);
+  EXPECT_NE(read_error(small).find("8x8 (WxH) image (64 pixels) exceeds the limit of 63 pixels"), std::string::npos);
+  set_max_image_pixels(kDefaultMaxImagePixels);
+  EXPECT_EQ(read_image_rgb(small).rows, 8);
+}
+
 TEST(ImageOptions, ParsesResizeCropMeanStd) {
   Preprocess p;
   parse_resize("248", p);

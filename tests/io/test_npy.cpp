@@ -10,6 +10,9 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
+
+#include <sys/stat.h>
 
 #include "io/npy.hpp"
 
@@ -164,9 +167,14 @@ TEST_F(NpyTest, ReadsVersion2And3Headers) {
   }
 }
 
-TEST_F(NpyTest, ReadsVersion2HeaderLongerThan64KiB) {
+// numpy's np.load refuses headers over 10000 bytes (max_header_size) unless told otherwise; so does attnlens, for
+// version 2 headers (whose length field could say 4 GB) too.
+TEST_F(NpyTest, RefusesVersion2HeaderLongerThanNumpysLimit) {
   const std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + std::string(70000, ' ') + "\n";
-  const Array a = read_npy(put("big.npy", preamble(dict, 2) + le_f32(-3.5f)));
+  EXPECT_TRUE(
+      has(error_for(preamble(dict, 2) + le_f32(-3.5f)), "header length 70058 exceeds the limit of 10000 bytes"));
+  const std::string fits = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + std::string(9000, ' ') + "\n";
+  const Array a = read_npy(put("big.npy", preamble(fits, 2) + le_f32(-3.5f)));
   EXPECT_EQ(a.shape, (std::vector<std::int64_t>{1}));
   EXPECT_EQ(a.data.at(0), -3.5);
 }
@@ -288,6 +296,46 @@ TEST_F(NpyTest, AbsurdShapes) {
   const std::string msg =
       error_for(preamble("{'descr': '<f8', 'fortran_order': False, 'shape': (1073741824, 16)}\n"));
   EXPECT_TRUE(has(msg, "needs 137438953472 bytes, file has 0")) << msg;
+}
+
+// Fuzzing finding: 65,000 nested parentheses in the shape overflowed the stack (segfault). numpy's own bound on the
+// header length refuses that file, and a nesting bound refuses deep headers within the length.
+TEST_F(NpyTest, NestedHeaderIsRefusedNotRecursedInto) {
+  const auto nested = [](int depth) {
+    return "{'descr': '<f8', 'fortran_order': False, 'shape': " + std::string(depth, '(') + "3," +
+           std::string(depth, ')') + "}\n";
+  };
+  EXPECT_TRUE(has(error_for(preamble(nested(65000), 2)), "header length 130054 exceeds the limit of 10000 bytes"));
+  EXPECT_TRUE(has(error_for(preamble(nested(4900))), "nests deeper than 32 brackets"));
+  // Redundant parentheses a Python literal allows still read, up to the bound.
+  const Array a = read_npy(put("ok.npy", preamble("{'descr': '<f8', 'fortran_order': False, 'shape': ((((2,))))}\n") +
+                                             std::string(16, '\0')));
+  EXPECT_EQ(a.shape, (std::vector<std::int64_t>{2}));
+}
+
+TEST_F(NpyTest, HeaderLengthBoundIsNumpys) {
+  std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }";
+  const std::string at_limit = dict + std::string(10000 - dict.size() - 1, ' ') + "\n";
+  EXPECT_EQ(read_npy(put("limit.npy", preamble(at_limit) + std::string(8, '\0'))).shape,
+            (std::vector<std::int64_t>{1}));
+  EXPECT_TRUE(has(error_for(preamble(" " + at_limit, 2)), "header length 10001 exceeds the limit of 10000 bytes"));
+}
+
+// A pipe has no size to check against: a header claiming 2^34 doubles allocates only what arrives.
+TEST_F(NpyTest, PipeWithAbsurdClaimFailsWithoutAllocatingIt) {
+  const std::string fifo = (dir_ / "pipe.npy").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string bytes = preamble("{'descr': '<f8', 'fortran_order': False, 'shape': (16777216, 1024)}\n") +
+                            std::string(64, '\0');
+  std::thread writer([&] { std::ofstream(fifo, std::ios::binary) << bytes; });
+  std::string msg;
+  try {
+    read_npy(fifo);
+  } catch (const InputError& e) {
+    msg = e.what();
+  }
+  writer.join();
+  EXPECT_TRUE(has(msg, "needs 137438953472 bytes, file has 64")) << msg;
 }
 
 // ---- cross-checks against the real numpy ----

@@ -470,6 +470,28 @@ TEST(SafetensorsValidation, PathologicalNesting) {
   EXPECT_TRUE(has(error_for(file_of(deep)), "nests deeper than"));
 }
 
+// Messages quote small values as written and describe the rest: a header value can be 100 MB of nested JSON.
+TEST(SafetensorsValidation, MessagesDescribeLargeValuesWithoutDumpingThem) {
+  std::string long_shape = "[";
+  for (int i = 0; i < 5000; ++i) long_shape += "1.5,";
+  long_shape += "1]";
+  std::string msg = error_for(file_of(one("F32", long_shape, "[0,4]"), "abcd"));
+  EXPECT_TRUE(has(msg, "tensor 't': shape an array of 5001 values is not a list of integers")) << msg;
+  const std::string nested = std::string(60, '[') + std::string(60, ']');
+  msg = error_for(file_of(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":)" + nested + "}}", "abcd"));
+  EXPECT_TRUE(has(msg, "data_offsets an array of 1 value is not a pair")) << msg;
+  EXPECT_LT(msg.size(), 200u) << msg;
+  msg = error_for(file_of(R"({"__metadata__":{"k":)" + nested + "}}"));
+  EXPECT_TRUE(has(msg, "__metadata__ value for 'k' is an array of 1 value, not a string")) << msg;
+}
+
+// A header claiming a 10^12-element tensor fails on its offsets before anything is allocated for it.
+TEST(SafetensorsValidation, HugeClaimFailsOnOffsets) {
+  const std::string msg =
+      error_for(file_of(one("F32", "[1000000,1000000]", "[0,4000000000000]"), "abcd"));
+  EXPECT_TRUE(has(msg, "end beyond the 4-byte data buffer")) << msg;
+}
+
 TEST(SafetensorsValidation, EntryNotAnObject) {
   EXPECT_TRUE(has(error_for(file_of(R"({"t":[1,2]})")), "tensor 't': header entry is [1,2], not an object"));
 }

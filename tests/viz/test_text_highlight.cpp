@@ -66,6 +66,32 @@ TEST(TextHighlight, ShadesJoinsAndTitles) {
   EXPECT_EQ(h.rfind("<div", 0), 0u);
 }
 
+// Chefer's relevance and gradient rollout start from the identity, so [CLS]'s own score dwarfs every word: the scale
+// spans the words, and [CLS]/[SEP] are drawn capped at full colour (the scores in the titles stay exact).
+TEST(TextHighlight, SpecialTokensDoNotSetTheScale) {
+  const std::string h = highlight_tokens_html(kTokens, {{1.0, 0.02, 0.01, 0, -0.005, 0.015}}, {"chefer"});
+  EXPECT_NE(h.find("<span title=\"1\" style=\"background-color:rgba(214,39,40,1.000)\">[CLS]</span> "
+                   "<span title=\"0.02\" style=\"background-color:rgba(214,39,40,1.000)\">un</span>"
+                   "<span title=\"0.01\" style=\"background-color:rgba(214,39,40,0.500)\">believ</span>"
+                   "<span title=\"0\">able</span> "
+                   "<span title=\"-0.005\" style=\"background-color:rgba(31,119,180,0.250)\">film</span> "
+                   "<span title=\"0.015\" style=\"background-color:rgba(214,39,40,0.750)\">[SEP]</span>"),
+            std::string::npos)
+      << h;
+  // Only special tokens non-zero: they set the scale themselves rather than vanish.
+  const std::string only = highlight_tokens_html(kTokens, {{0.5, 0, 0, 0, 0, 0}}, {"m"});
+  EXPECT_NE(only.find("<span title=\"0.5\" style=\"background-color:rgba(214,39,40,1.000)\">[CLS]</span>"),
+            std::string::npos)
+      << only;
+  // Empty unscaled_tokens: every token sets the scale, as before.
+  HighlightOptions all;
+  all.unscaled_tokens.clear();
+  const std::string flat = highlight_tokens_html(kTokens, {{1.0, 0.02, 0, 0, 0, 0}}, {"m"}, all);
+  EXPECT_NE(flat.find("<span title=\"0.02\" style=\"background-color:rgba(214,39,40,0.020)\">un</span>"),
+            std::string::npos)
+      << flat;
+}
+
 TEST(TextHighlight, RowsScaleIndependentlyAndZeroRowsStayWhite) {
   const std::string h =
       highlight_tokens_html({"a", "b"}, {{0.1, 0.05}, {0, 0}, {-4, 1}}, {"small", "zero", "mixed"});

@@ -1,0 +1,225 @@
+#include "eval/text_applications.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "core/triggers.hpp"
+#include "models/arrays.hpp"
+
+namespace attnlens {
+
+LabelledTexts encode_labelled(const TextModel& model, std::vector<TextExample> examples, const std::string& source) {
+  const BertConfig& c = model.model.config();
+  for (const auto& e : examples) {
+    if (e.label < 0) throw InputError(source + ": text " + std::to_string(e.index) + " has no gold label");
+    if (e.label >= c.num_labels)
+      throw InputError(source + ": label " + std::to_string(e.label) + " of text " + std::to_string(e.index) +
+                       " is out of range: the model has " + std::to_string(c.num_labels) + " classes");
+  }
+  LabelledTexts t;
+  t.examples = std::move(examples);
+  for (const auto& e : t.examples) {
+    t.encoded.push_back(encode_text(model, e.text));
+    t.truncated += t.encoded.back().encoding.truncated;
+    t.ids.push_back(t.encoded.back().encoding.ids);
+  }
+  return t;
+}
+
+double accuracy_of(const std::vector<std::int64_t>& predicted, const std::vector<TextExample>& data) {
+  size_t right = 0;
+  for (size_t i = 0; i < data.size(); ++i) right += predicted[i] == data[i].label;
+  return data.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(data.size());
+}
+
+HeadPruningResult prune_heads(const TextModel& tm, const LabelledTexts& texts, const HeadPruningSettings& s,
+                              const ProgressFn& importance_progress, const ProgressFn& evaluation_progress) {
+  const BertConfig& c = tm.model.config();
+  const int L = c.num_layers, H = c.num_heads, heads = L * H;
+  HeadPruningResult r;
+  // Head importance (spec 5): sum over examples of each head's largest attribution, target = the gold label as
+  // prune_head_with_attr does; the raw-attention baseline sums each head's largest attention weight instead.
+  r.importance_examples = std::min(texts.encoded.size(), static_cast<size_t>(std::max(0, s.importance_examples)));
+  r.importance_attattr = Array({L, H});
+  r.importance_attention = Array({L, H});
+  for (size_t i = 0; i < r.importance_examples; ++i) {
+    const auto& e = texts.encoded[i];
+    const Array imp = attattr_head_importance(attattr(tm.model, e.batch, texts.examples[i].label, s.attattr));
+    const Array att = attattr_head_importance(image_layers(tm.model.capture(e.batch).attention, 0));
+    for (int k = 0; k < heads; ++k) {
+      r.importance_attattr.data[k] += imp.data[k];
+      r.importance_attention.data[k] += att.data[k];
+    }
+    if (importance_progress)
+      importance_progress(static_cast<long long>(i + 1), static_cast<long long>(r.importance_examples));
+  }
+
+  auto ascending = [&](const Array& score) {
+    std::vector<int> order(static_cast<size_t>(heads));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return score.data[a] < score.data[b]; });
+    return order;
+  };
+  std::vector<int> random_order(static_cast<size_t>(heads));
+  std::iota(random_order.begin(), random_order.end(), 0);
+  std::mt19937_64 rng(s.seed);
+  std::shuffle(random_order.begin(), random_order.end(), rng);
+  const std::vector<std::pair<std::string, std::vector<int>>> orders = {
+      {"attattr", ascending(r.importance_attattr)},
+      {"attention", ascending(r.importance_attention)},
+      {"random", random_order}};
+  for (const auto& [name, order] : orders) r.accuracy.emplace_back(name, std::vector<double>{});
+
+  constexpr int kSteps = 10;
+  const long long evaluations = static_cast<long long>(kSteps + 1) * static_cast<long long>(orders.size());
+  long long done = 0;
+  for (int step = 0; step <= kSteps; ++step) {
+    const double rate = step / static_cast<double>(kSteps);
+    const int pruned = static_cast<int>(std::floor(rate * heads + 1e-9));
+    r.rates.push_back(rate);
+    r.heads_pruned.push_back(pruned);
+    for (size_t o = 0; o < orders.size(); ++o) {
+      const std::vector<int>& order = orders[o].second;
+      auto mask = torch::ones({L, H});
+      for (int k = 0; k < pruned; ++k) mask[order[static_cast<size_t>(k)] / H][order[static_cast<size_t>(k)] % H] = 0.0;
+      r.accuracy[o].second.push_back(accuracy_of(predict_classes(tm, texts.ids, mask), texts.examples));
+      if (evaluation_progress) evaluation_progress(++done, evaluations);
+    }
+  }
+  return r;
+}
+
+TextTree text_attribution_tree(const TextModel& tm, const EncodedText& e, std::int64_t target, double threshold,
+                               const AttAttrOptions& attattr_options) {
+  if (!std::isfinite(threshold)) throw InputError("--threshold must be a finite number");
+  TextTree t;
+  t.probabilities = class_probabilities(tm.model.forward(e.batch));
+  t.predicted = std::max_element(t.probabilities.begin(), t.probabilities.end()) - t.probabilities.begin();
+  t.target = target >= 0 ? target : t.predicted;
+  t.attattr = attattr(tm.model, e.batch, t.target, attattr_options);
+  // S_l = sum over heads of layer l's attribution.
+  const std::int64_t L = t.attattr.shape[0], H = t.attattr.shape[1], T = t.attattr.shape[2];
+  Array per_layer({L, T, T});
+  for (std::int64_t l = 0; l < L; ++l)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t k = 0; k < T * T; ++k) per_layer.data[l * T * T + k] += t.attattr.data[(l * H + h) * T * T + k];
+  t.tree = attribution_tree(per_layer, threshold);
+  return t;
+}
+
+TriggerResult find_triggers(const TextModel& tm, const LabelledTexts& train, const LabelledTexts& test,
+                            const TriggerSettings& s, const ProgressFn& progress) {
+  const BertConfig& c = tm.model.config();
+  TriggerResult r;
+  // (1) one pattern per training example, with the predicted class as AttAttr's target (run_adver_connection).
+  std::vector<TriggerPattern> patterns;
+  for (size_t i = 0; i < train.encoded.size(); ++i) {
+    const auto& e = train.encoded[i];
+    const auto pred = tm.model.forward(e.batch).argmax(1).item<std::int64_t>();
+    patterns.push_back(mine_pattern(attattr(tm.model, e.batch, pred, s.attattr)));
+    if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(train.encoded.size()));
+  }
+  // (2) the strong patterns, strongest first.
+  const auto kept = select_patterns(patterns, s.threshold, s.reference);
+  r.mined = train.encoded.size();
+  r.kept = kept.size();
+  // (3) the strongest kept pattern of each gold label is that label's trigger; every trigger is inserted into the
+  // held-out texts of every label (the matrix covers both readings of "non-targeted": a label's own pattern, and the
+  // other label's).
+  const int C = c.num_labels;
+  std::vector<int> source_of(static_cast<size_t>(C), -1);
+  for (size_t k : kept) {
+    const int g = train.examples[k].label;
+    if (source_of[static_cast<size_t>(g)] < 0) source_of[static_cast<size_t>(g)] = static_cast<int>(k);
+  }
+  auto sep_of = [&](const std::vector<std::int64_t>& ids) {
+    return static_cast<int>(std::find(ids.begin(), ids.end(), tm.tokenizer.sep_id()) - ids.begin());
+  };
+  const auto before = predict_classes(tm, test.ids);
+  for (int source = 0; source < C; ++source) {
+    const int k = source_of[static_cast<size_t>(source)];
+    if (k < 0) continue;
+    const auto& src = train.encoded[static_cast<size_t>(k)].encoding;
+    const auto triggers = trigger_tokens(patterns[static_cast<size_t>(k)], src.ids, sep_of(src.ids), s.all);
+    LabelTrigger lt;
+    lt.label = source;
+    lt.source_text = train.examples[static_cast<size_t>(k)].text;
+    lt.sum = patterns[static_cast<size_t>(k)].sum();
+    for (const auto& t : triggers) lt.tokens.push_back(tm.tokenizer.vocabulary().token(t.token));
+    std::vector<std::vector<std::int64_t>> attacked;
+    for (const auto& ids : test.ids)
+      attacked.push_back(insert_triggers(triggers, ids, sep_of(ids), tm.tokenizer.options().max_length).ids);
+    const auto after = predict_classes(tm, attacked);
+    for (int gold = 0; gold < C; ++gold) {
+      size_t n = 0, right_before = 0, right_after = 0;
+      for (size_t i = 0; i < test.examples.size(); ++i) {
+        if (test.examples[i].label != gold) continue;
+        ++n;
+        right_before += before[i] == gold;
+        right_after += after[i] == gold;
+      }
+      TriggerAccuracy a;
+      a.gold_label = gold;
+      a.texts = n;
+      a.before = n ? static_cast<double>(right_before) / n : 0.0;
+      a.after = n ? static_cast<double>(right_after) / n : 0.0;
+      lt.accuracy.push_back(a);
+    }
+    r.triggers.push_back(std::move(lt));
+  }
+  return r;
+}
+
+WordAttackResult attack_words(const TextModel& tm, const LabelledTexts& texts, const WordAttackSettings& s,
+                              const ProgressFn& progress) {
+  if (s.max_k < 1) throw InputError("--k must be >= 1");
+  const std::int64_t replacement = s.replacement_id >= 0 ? s.replacement_id : tm.tokenizer.mask_id();
+  const bool blank = std::find(s.methods.begin(), s.methods.end(), "blankout") != s.methods.end();
+  const TextScorer scorer(tm, s.methods, MethodSettings{}, s.attattr, blank ? tm.tokenizer.mask_id() : -1);
+  std::mt19937_64 rng(s.seed);
+  // correct[method][k]: texts still classified correctly with the top-k words replaced.
+  std::vector<std::vector<double>> correct(s.methods.size(),
+                                           std::vector<double>(static_cast<size_t>(s.max_k) + 1, 0.0));
+  const auto clean = predict_classes(tm, texts.ids);
+  for (size_t i = 0; i < texts.encoded.size(); ++i) {
+    const auto& e = texts.encoded[i];
+    const auto& ids = e.encoding.ids;
+    const auto scores = scorer.score(e, clean[i]);
+    // Candidate positions: the words, not [CLS]/[SEP].
+    std::vector<int> positions;
+    for (size_t t = 0; t < ids.size(); ++t)
+      if (ids[t] != tm.tokenizer.cls_id() && ids[t] != tm.tokenizer.sep_id()) positions.push_back(static_cast<int>(t));
+    for (size_t m = 0; m < s.methods.size(); ++m) {
+      std::vector<int> ranked = positions;
+      if (s.methods[m] == "random") {
+        std::shuffle(ranked.begin(), ranked.end(), rng);
+      } else {
+        const auto& sc = scores.by_method.at(s.methods[m]);
+        std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return sc[a] > sc[b]; });
+      }
+      std::vector<std::vector<std::int64_t>> variants;
+      std::vector<std::int64_t> v = ids;
+      for (int k = 1; k <= s.max_k; ++k) {
+        if (static_cast<size_t>(k) <= ranked.size())
+          v[static_cast<size_t>(ranked[static_cast<size_t>(k - 1)])] = replacement;
+        variants.push_back(v);
+      }
+      const auto pred = predict_classes(tm, variants);
+      for (int k = 1; k <= s.max_k; ++k)
+        correct[m][static_cast<size_t>(k)] += pred[static_cast<size_t>(k - 1)] == texts.examples[i].label;
+    }
+    if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(texts.encoded.size()));
+  }
+  const double n = static_cast<double>(texts.examples.size());
+  WordAttackResult r;
+  for (size_t m = 0; m < s.methods.size(); ++m) {
+    std::vector<double> acc{accuracy_of(clean, texts.examples)};  // k = 0: the texts as they are
+    for (int k = 1; k <= s.max_k; ++k) acc.push_back(correct[m][static_cast<size_t>(k)] / n);
+    r.accuracy.emplace_back(s.methods[m], std::move(acc));
+  }
+  return r;
+}
+
+}  // namespace attnlens

@@ -1,0 +1,49 @@
+// explain_vit: load a Vision Transformer (ViT, DeiT, DINO; timm or Hugging Face names) from a folder with
+// model.safetensors and config.json, and explain its decision on one image with attention rollout and Chefer et
+// al.'s relevance: one forward and one backward pass serve both methods.
+//
+//   explain_vit MODEL_DIR IMAGE OUT_DIR    writes OUT_DIR/{rollout,chefer}.npy (patch maps) and .png (overlays)
+#include <attnlens/io.hpp>
+#include <attnlens/models.hpp>
+#include <attnlens/viz.hpp>
+#include <cstdio>
+#include <string>
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: explain_vit MODEL_DIR IMAGE OUT_DIR\n");
+    return 2;
+  }
+  const std::string model_dir = argv[1], image_path = argv[2], out = argv[3];
+  try {
+    const attnlens::VisionTransformer model = attnlens::VisionTransformer::load(model_dir);
+    const attnlens::VitConfig& config = model.config();
+    // The image, resized and normalised as the model expects (config.json's preprocessing).
+    const attnlens::ModelImage image =
+        attnlens::load_model_image(image_path, attnlens::model_preprocess(config), config);
+
+    attnlens::MethodSettings settings;  // defaults: the CLS token, mean fusion, Abnar rollout, start layer 0
+    const attnlens::ImageExplainer explainer({"rollout", "chefer"}, settings);
+    const attnlens::VitCapture capture = explainer.capture(model, image.tensor.unsqueeze(0));  // a batch of one
+    const attnlens::AttentionRecord record = explainer.record(capture, 0, attnlens::token_layout(config));
+    const std::int64_t predicted = capture.logits[0].argmax().item<std::int64_t>();
+    std::printf("%s: predicted %s\n", image_path.c_str(), attnlens::label_of(config, predicted).c_str());
+
+    for (const auto& method : explainer.methods()) {
+      const attnlens::Array map = method->explain(record);  // [grid_h, grid_w], not rescaled
+      attnlens::write_array(out + "/" + method->name() + ".npy", map, {"row", "col"});
+      // Chefer's relevance is shown min-max scaled in his colours, rollout / max as vit-explain shows it.
+      const bool chefer = method->name() == "chefer";
+      const cv::Mat overlay = chefer
+                                  ? attnlens::overlay_chefer(image.rgb, attnlens::scale_for_display(map, true))
+                                  : attnlens::overlay_vit_explain(image.rgb, attnlens::scale_for_display(map, false));
+      attnlens::write_png(out + "/" + method->name() + ".png", overlay);
+      std::printf("  %-8s map %s -> %s/%s.png\n", method->name().c_str(), map.shape_string().c_str(), out.c_str(),
+                  method->name().c_str());
+    }
+  } catch (const attnlens::InputError& e) {
+    std::fprintf(stderr, "explain_vit: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,13 @@
+// attnlens::models, everything at once (installed as <attnlens/models.hpp>): ViT/DeiT/DINO and BERT in LibTorch,
+// loaded from safetensors with attention capture and their image inputs, text classifiers with their tokenizer, and the
+// explanation methods that run a model again (AttAttr, blank-out, input x gradient). Needs LibTorch.
+#pragma once
+
+#include "explain/image_explainer.hpp"
+#include "explain/text_methods.hpp"
+#include "models/arrays.hpp"
+#include "models/bert.hpp"
+#include "models/checkpoint.hpp"
+#include "models/text_model.hpp"
+#include "models/vit.hpp"
+#include "models/vit_inputs.hpp"

@@ -1,0 +1,34 @@
+// io/system: the free-core count that sizes LibTorch's thread pool by default.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "io/system.hpp"
+
+namespace attnlens {
+namespace {
+
+TEST(FreeCores, OtherRunnableTasksTakeCores) {
+  EXPECT_EQ(free_cores("0.00 0.01 0.05 1/120 4242\n", 2), 2);  // only this process runs
+  EXPECT_EQ(free_cores("1.00 1.00 1.00 2/120 4242\n", 2), 1);  // another process keeps a core busy
+  EXPECT_EQ(free_cores("3.10 2.00 1.00 5/300 4242\n", 2), 1);  // more work than cores: still one thread
+  EXPECT_EQ(free_cores("3.10 2.00 1.00 5/300 4242\n", 16), 12);
+}
+
+TEST(FreeCores, MalformedTextGivesEveryCore) {
+  EXPECT_EQ(free_cores("", 4), 4);
+  EXPECT_EQ(free_cores("0.1 0.2 0.3 x/120 1", 4), 4);
+  EXPECT_EQ(free_cores("0.1 0.2 0.3 /120 1", 4), 4);
+  EXPECT_EQ(free_cores("0.1 0.2 0.3 0/120 1", 4), 4);
+  EXPECT_EQ(free_cores("0.1 0.2 0.3 99999999/120 1", 4), 4);
+  EXPECT_EQ(free_cores("0.1 0.2 0.3 2/120 1", 0), 1);  // a core count of 0 (unknown) counts as 1
+}
+
+TEST(FreeCores, OnThisMachineBetweenOneAndAllCores) {
+  const int n = free_cores();
+  EXPECT_GE(n, 1);
+  EXPECT_LE(n, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+}  // namespace
+}  // namespace attnlens
