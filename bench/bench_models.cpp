@@ -8,8 +8,9 @@
 //   forward-occlusion  one batch of patches + 1 images (197 for DeiT-tiny), logits only
 //   blankout           blank-out of one image (spec 8.1): builds those images and runs them -> ratio to the above
 //   blankout-chunks16  the same in forward passes of 16 images                                  -> ratio to the above
-// Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]. bench/run_model_bench.py creates a DeiT-tiny
-// shaped model, runs this, and times the same model in PyTorch eager for the predict comparison.
+// Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]; MODEL_DIR holds any image family.
+// bench/run_model_bench.py creates a DeiT-tiny shaped model, bench/run_dinov2_bench.py a DINOv2-S/14 one; each runs
+// this and times the same model in PyTorch eager for the predict comparison.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -21,7 +22,8 @@
 #include "core/gradient_methods.hpp"
 #include "core/rollout.hpp"
 #include "eval/perturbation.hpp"
-#include "models/vit.hpp"
+#include "models/arrays.hpp"
+#include "models/image_classifier.hpp"
 
 namespace {
 
@@ -34,8 +36,8 @@ int g_batch = 8;
 enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut, BlankOut16 };
 
 void run(benchmark::State& state, Kind kind) {
-  const auto model = attnlens::VisionTransformer::load(g_model);
-  const auto& c = model.config();
+  const auto model = attnlens::load_image_classifier(g_model);
+  const auto& c = model->config();
   torch::manual_seed(0);
   const auto images = torch::randn({g_batch, 3, c.image_height, c.image_width});
   const std::vector<int64_t> predicted(static_cast<size_t>(g_batch), -1);
@@ -45,10 +47,10 @@ void run(benchmark::State& state, Kind kind) {
     const auto batch = images[0].unsqueeze(0).repeat({count, 1, 1, 1});
     for (auto _ : state) {
       if (kind == Kind::ForwardOcclusion)
-        benchmark::DoNotOptimize(model.forward(batch));
+        benchmark::DoNotOptimize(model->forward(batch));
       else  // as one batch, like the baseline, or in chunks of 16 (evaluate's --batch)
         benchmark::DoNotOptimize(
-            attnlens::blank_out(model, images[0], 0, {}, kind == Kind::BlankOut ? static_cast<int>(count) : 16)
+            attnlens::blank_out(*model, images[0], 0, {}, kind == Kind::BlankOut ? static_cast<int>(count) : 16)
                 .data.data());
     }
     state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(count) * state.iterations(),
@@ -57,11 +59,11 @@ void run(benchmark::State& state, Kind kind) {
   }
   for (auto _ : state) {
     if (kind == Kind::Forward) {
-      benchmark::DoNotOptimize(model.forward(images));
+      benchmark::DoNotOptimize(model->forward(images));
       continue;
     }
     const bool grads = kind != Kind::Rollout && kind != Kind::Capture;
-    const auto cap = model.capture(images, grads ? predicted : std::vector<int64_t>{});
+    const auto cap = model->capture(images, grads ? predicted : std::vector<int64_t>{});
     if (kind == Kind::Capture) continue;  // the pass that keeps every layer's attention, no explanation
     for (int64_t b = 0; b < g_batch && kind != Kind::ForwardBackward; ++b) {
       if (kind == Kind::Rollout) {  // as `explain --method rollout` runs it: the head mean converted, then rolled out

@@ -17,6 +17,7 @@
 #include "io/atomic_file.hpp"
 #include "io/safetensors.hpp"
 #include "models/arrays.hpp"
+#include "models/bert.hpp"
 
 namespace {
 

@@ -41,13 +41,13 @@ void run_fgsm(FgsmState& st) {
   st.study.seed = st.seed;
   const FgsmSettings& attack = st.study.attack;
   set_threads(st.threads);
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   const Preprocess pre = resolve_preprocess(st.model, c);
   InputSpace space;
   space.mean = pre.mean;
   space.std = pre.std;
-  const FgsmStudy study(model, space, st.study);
+  const FgsmStudy study(*model, space, st.study);
   const ImageDataset data = open_model_dataset(st.data, c, st.limit, st.shuffle, st.seed);
   const int k = study.patches_attacked();
   const std::vector<FgsmArm>& arms = study.arms();

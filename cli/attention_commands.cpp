@@ -54,8 +54,8 @@ void add_common_options(CLI::App* sub, State& st, const std::string& query_row_h
       ->required()
       ->type_name("OUT");
   sub->add_option("--prefix-tokens", st.prefix_tokens,
-                  "Tokens before the patch grid (default 1 = CLS; 2 for distilled DeiT: CLS + distillation). "
-                  "Spec section 0");
+                  "Tokens before the patch grid (default 1 = CLS; 2 for distilled DeiT: CLS + distillation; 5 for "
+                  "DINOv2 with registers: CLS + 4 registers; `attnlens capture` prints the model's). Spec section 0");
   sub->add_option("--grid", st.grid,
                   "Patch grid HxW, e.g. 14x14, checked against N when given. Only distance and heads lay tokens out "
                   "on a grid (default there: a square grid of side sqrt(N - prefix)); the other methods also run on "

@@ -52,13 +52,13 @@ void run_evaluate(const EvaluateState& st) {
   plan.batch = st.model.batch;
   set_threads(st.threads);
 
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   const Preprocess pre = resolve_preprocess(st.model, c);
   InputSpace space;
   space.mean = pre.mean;
   space.std = pre.std;
-  const ImageEvaluator evaluator(model, space, plan);
+  const ImageEvaluator evaluator(*model, space, plan);
   const ImageDataset data = open_model_dataset(st.data, c, st.limit, st.shuffle, st.seed);
   if (plan.metrics.localization && !data.has_boxes() && st.metrics != "all")
     throw InputError("--metrics localization needs boxes; " + st.data + " has none (use the canvas set)");
@@ -126,7 +126,7 @@ void run_evaluate(const EvaluateState& st) {
   {
     EvaluationPlan light = plan;
     light.metrics = EvaluationMetrics{plan.metrics.blankout, false, false, false, false, false};
-    const ImageEvaluator painter(model, space, light);
+    const ImageEvaluator painter(*model, space, light);
     std::vector<EvaluationImage> first;
     std::vector<cv::Mat> pictures;
     for (std::size_t i = 0; i < data.size() && static_cast<int>(first.size()) < st.gallery; ++i) {

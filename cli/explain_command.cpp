@@ -70,8 +70,8 @@ void run_explain(ExplainState& st) {
   const auto& methods = explainer.methods();
   if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1] (0 = no masks)");
 
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   const TokenLayout layout = token_layout(c);
   if (s.query_row < 0 || s.query_row >= c.tokens()) throw InputError("--query-row is out of range for this model");
   if (st.category >= c.num_classes) {
@@ -104,7 +104,7 @@ void run_explain(ExplainState& st) {
     const size_t end = std::min(images.size(), begin + static_cast<size_t>(st.model.batch));
     const auto t0 = std::chrono::steady_clock::now();
     // One forward and, when a method needs gradients, one backward for every method of the batch.
-    const VitCapture cap = explainer.capture(model, stack_batch(images, begin, end), st.category);
+    const ImageCapture cap = explainer.capture(*model, stack_batch(images, begin, end), st.category);
     capture_seconds += seconds_since(t0);
     for (size_t i = begin; i < end; ++i) {
       const int64_t b = static_cast<int64_t>(i - begin);
@@ -181,8 +181,8 @@ void add_explain_command(CLI::App& app, Action& action) {
   auto st = std::make_shared<ExplainState>();
   CLI::App* sub = app.add_subcommand(
       "explain",
-      "Explain a ViT/DeiT model's decision on images: per image and method an overlay PNG, the patch map (.npy), one "
-      "CSV row (heatmaps.csv), summary.json and one HTML page (index.html) with every overlay side by side. With "
+      "Explain an image model's decision on images (ViT, DeiT, DINO, DeiT III, DINOv2, CLIP over --labels): per "
+      "image and method an overlay PNG, the patch map (.npy, patches only), one CSV row (heatmaps.csv), summary.json and one HTML page (index.html) with every overlay side by side. With "
       "--text/--texts, explain a BERT classifier's decision on texts instead: tokens shaded per method (HTML), "
       "tokens.csv, summary.json, AttAttr tensors (.npy)");
   sub->add_option("images", st->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy");
@@ -230,7 +230,8 @@ void add_explain_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"right", "left"}));
   text->add_option("--ig-batch", st->text.ig_batch, "attattr: alphas per forward/backward (default 0 = all m)")
       ->check(CLI::NonNegativeNumber);
-  text->add_option("--blank-token", st->text.blank_token, "blankout: replacement token (default [MASK]; or [UNK])");
+  text->add_option("--blank-token", st->text.blank_token,
+                   "blankout: replacement token: mask (default; [MASK] or <mask>), unk, or any vocabulary token");
   text->add_flag("--column-max", st->text.column_max,
                  "raw/rollout/flow: maximum over all query rows instead of the [CLS] row (Abnar & Zuidema's SST "
                  "script)");

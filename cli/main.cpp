@@ -15,6 +15,7 @@
 #include "attnlens/version.hpp"
 #include "cli/attention_commands.hpp"
 #include "cli/run_app.hpp"
+#include "io/system.hpp"
 
 #ifndef ATTNLENS_PLUGIN_RELATIVE
 #define ATTNLENS_PLUGIN_RELATIVE "../lib/attnlens"
@@ -34,7 +35,7 @@ struct ModelCommand {
   const char* summary;
 };
 constexpr ModelCommand kModelCommands[] = {
-    {"predict", "Classify images with a ViT/DeiT/DINO model: top-k classes, logits, probabilities"},
+    {"predict", "Classify images (ViT, DeiT, DINO, DeiT III, DINOv2, CLIP): top-k classes, logits, probabilities"},
     {"capture", "Save a model's attention (and its gradient) for one image as [L,H,N,N] .npy"},
     {"explain", "Explain images (overlays, maps, CSV, JSON, HTML for every method) or, with --text, texts"},
     {"heads", "Per-head attention maps of one layer with DINO's masks, as a PNG grid"},
@@ -71,6 +72,7 @@ int run_model_command(int argc, char** argv) {
     // slower than with 1. Passive waiting costs little on an idle machine (bench/threads.py) and avoids that.
     // OpenMP reads the setting when it is loaded, i.e. with the plugin, so it is set here, unless the user did.
     setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+    attnlens::keep_freed_memory();  // the tensors of every layer's pass reuse freed memory (io/system.hpp)
     void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (plugin == nullptr) {
       std::cerr << "attnlens: error: cannot load the model commands from " << path.string() << ": " << dlerror()
@@ -101,8 +103,9 @@ int main(int argc, char** argv) {
 
   CLI::App app{"attnlens " ATTNLENS_VERSION_STRING
                " - explains what a Transformer looked at when it made a decision, and measures how trustworthy the "
-               "explanation is. Image classifiers (ViT, DeiT, DINO) and text classifiers (BERT) from safetensors, or "
-               "the saved attention stack of any model (.npy): raw attention, rollout, exact attention flow, "
+               "explanation is. Image classifiers (ViT, DeiT, DINO, DeiT III, DINOv2, CLIP) and text classifiers "
+               "(BERT) from safetensors, or the saved attention stack of any model (.npy): raw attention, rollout, "
+               "exact attention flow, "
                "gradient rollout, Chefer relevance, AttAttr, blank-out, head maps; evaluated by blank-out agreement, "
                "deletion/insertion, perturbation, localisation and attacks.",
                "attnlens"};

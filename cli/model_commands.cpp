@@ -12,6 +12,7 @@
 #include "core/distance.hpp"
 #include "io/array_writer.hpp"
 #include "io/atomic_file.hpp"
+#include "models/arrays.hpp"
 #include "viz/overlay.hpp"
 #include "viz/svg.hpp"
 
@@ -27,8 +28,8 @@ struct PredictState {
 };
 
 void run_predict(const PredictState& st) {
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   if (c.num_classes == 0) throw InputError("this model has no classifier head (a bare backbone): nothing to predict");
   const Preprocess pre = resolve_preprocess(st.model, c);
   const auto paths = expand_image_paths(st.inputs);
@@ -38,7 +39,7 @@ void run_predict(const PredictState& st) {
   nlohmann::json out = nlohmann::json::array();
   for (size_t begin = 0; begin < images.size(); begin += st.model.batch) {
     const size_t end = std::min(images.size(), begin + static_cast<size_t>(st.model.batch));
-    const torch::Tensor logits = model.forward(stack_batch(images, begin, end)).to(torch::kCPU);
+    const torch::Tensor logits = model->forward(stack_batch(images, begin, end)).to(torch::kCPU);
     const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), 1);
     const auto top = std::get<1>(probs.topk(k, 1));
     for (size_t i = begin; i < end; ++i) {
@@ -77,14 +78,14 @@ void run_capture_text(const CaptureState& st) {
   options.model = st.model.model;
   options.device = st.model.device;
   const TextModel tm = open_text_model(options);
-  const BertConfig& c = tm.model.config();
+  const TextClassifierConfig& c = tm.model->config();
   if (st.category >= c.num_labels)
     throw InputError("--category " + std::to_string(st.category) + " is out of range: the model has " +
                      std::to_string(c.num_labels) + " classes");
   const EncodedText e = encode_text_or_warn(tm, st.text, st.quiet);
   const bool gradients = !st.grad_output.empty();
-  const BertCapture cap =
-      gradients ? tm.model.capture(e.batch, {st.category}, TargetKind::Logit) : tm.model.capture(e.batch);
+  const TextCapture cap =
+      gradients ? tm.model->capture(e.batch, {st.category}, TargetKind::Logit) : tm.model->capture(e.batch);
   const Array attention = image_layers(cap.attention, 0);
   const Array grads = gradients ? image_layers(cap.attention_grad, 0) : Array();
   const Array logits = to_array(cap.logits[0]);
@@ -115,8 +116,8 @@ void run_capture(const CaptureState& st) {
     run_capture_text(st);
     return;
   }
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   if (!st.grad_output.empty()) check_output_path(st.grad_output, "--grad-output");
   if (st.category >= 0 && st.category >= c.num_classes)
     throw InputError("--category " + std::to_string(st.category) + " is out of range: the model has " +
@@ -124,7 +125,7 @@ void run_capture(const CaptureState& st) {
   const ModelImage image = load_model_image(st.input, resolve_preprocess(st.model, c), c);
   const bool gradients = !st.grad_output.empty();
   if (gradients && c.num_classes == 0) throw InputError("--grad-output needs a classifier head; this is a backbone");
-  const VitCapture cap = model.capture(
+  const ImageCapture cap = model->capture(
       image.tensor.unsqueeze(0), gradients ? std::vector<std::int64_t>{st.category} : std::vector<std::int64_t>{});
   const Array attention = image_layers(cap.attention, 0);  // [L, H, N, N]
   const Array logits = to_array(cap.logits[0]);
@@ -139,6 +140,10 @@ void run_capture(const CaptureState& st) {
     write_array(st.logits_output, logits, {"class"});
     report_written(st.logits_output, logits, st.quiet);
   }
+  if (!st.quiet)  // the attention methods need the layout the stack itself cannot tell
+    std::cout << "tokens: " << c.prefix_tokens() << " prefix (" << c.prefix_description() << ") + " << c.grid_h()
+              << "x" << c.grid_w() << " patches; attnlens attention takes them as --prefix-tokens "
+              << c.prefix_tokens() << " --grid " << c.grid_h() << "x" << c.grid_w() << std::endl;
 }
 
 struct DistanceState {
@@ -151,8 +156,8 @@ struct DistanceState {
 
 // Mean attention distance per layer and head, averaged over images (spec 6; the ViT paper's Fig. 7).
 void run_distance(const DistanceState& st) {
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   const Preprocess pre = resolve_preprocess(st.model, c);
   const auto paths = expand_image_paths(st.inputs);
   DistanceOptions options;
@@ -165,7 +170,7 @@ void run_distance(const DistanceState& st) {
     const size_t end = std::min(paths.size(), begin + static_cast<size_t>(st.model.batch));
     std::vector<ModelImage> images;
     for (size_t i = begin; i < end; ++i) images.push_back(load_model_image(paths[i], pre, c));
-    const VitCapture cap = model.capture(stack_batch(images, 0, images.size()));
+    const ImageCapture cap = model->capture(stack_batch(images, 0, images.size()));
     for (int64_t b = 0; b < static_cast<int64_t>(images.size()); ++b) {
       const Array attention = image_layers(cap.attention, b);
       const Array d = mean_attention_distance(AttentionView::of(attention), options);
@@ -217,13 +222,13 @@ void run_query(const QueryState& st) {
   std::istringstream parse(st.query_patch);
   if (!(parse >> row >> comma >> col) || comma != ',' || !parse.eof())
     throw InputError("--query-patch must be ROW,COL on the patch grid, got '" + st.query_patch + "'");
-  const VisionTransformer model = load_model(st.model);
-  const VitConfig& c = model.config();
+  const std::unique_ptr<ImageClassifier> model = load_model(st.model);
+  const ImageModelConfig& c = model->config();
   if (row < 0 || row >= c.grid_h() || col < 0 || col >= c.grid_w())
     throw InputError("--query-patch " + st.query_patch + " is outside the " + std::to_string(c.grid_h()) + "x" +
                      std::to_string(c.grid_w()) + " patch grid");
   const ModelImage image = load_model_image(st.input, resolve_preprocess(st.model, c), c);
-  const VitCapture cap = model.capture(image.tensor.unsqueeze(0));
+  const ImageCapture cap = model->capture(image.tensor.unsqueeze(0));
   const int token = c.prefix_tokens() + row * c.grid_w() + col, patches = c.grid_h() * c.grid_w();
   Array maps({c.depth, c.num_heads, c.grid_h(), c.grid_w()});
   std::vector<std::string> titles;
@@ -284,7 +289,9 @@ void add_model_commands(CLI::App& app, Action& action) {
   {
     auto st = std::make_shared<PredictState>();
     CLI::App* sub = app.add_subcommand(
-        "predict", "Classify images with a ViT/DeiT model: top-k classes with label names, logits and probabilities");
+        "predict",
+        "Classify images with an image model (ViT, DeiT, DINO, DeiT III, DINOv2; CLIP zero-shot over --labels): "
+        "top-k classes with label names, logits and probabilities");
     sub->add_option("images", st->inputs,
                     "Image files (PNG, JPEG, ...), folders of images, or preprocessed [3,H,W] .npy")
         ->required();

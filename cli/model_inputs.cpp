@@ -15,22 +15,33 @@ namespace fs = std::filesystem;
 
 void add_model_options(CLI::App* app, ModelOptions& o) {
   app->add_option("-m,--model", o.model,
-                  "Model: a .safetensors file (timm or Hugging Face ViT/DeiT/DINO names) or a folder with "
-                  "model.safetensors and config.json (default: the bundled data/models/fmnist-vit)");
+                  "Model: a .safetensors file or a folder with model.safetensors and its config files: ViT/DeiT/DINO "
+                  "(timm or Hugging Face names), DeiT III, DINOv2 (hub, timm or Hugging Face names, with or without "
+                  "registers) or CLIP (open_clip or Hugging Face names); default: the bundled data/models/fmnist-vit");
+  app->add_option("--labels", o.labels,
+                  "CLIP: the classes as text prompts, comma-separated (\"a photo of a cat,a photo of a dog\"); the "
+                  "logits are the image's scaled cosine similarity with each prompt")
+      ->delimiter(',');
   app->add_option("--device", o.device, "cpu (default) or cuda (when this LibTorch has CUDA)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app->add_option("--preset", o.preset,
-                  "Preprocessing preset (spec 9): timm-deit, timm-vit, hf, dino, vit-explain, or none (only "
-                  "normalise); default: the model's config.json, else timm-vit for timm names and hf for Hugging Face");
+                  "Preprocessing preset (spec 9): timm-deit, timm-vit, hf, dino, clip, vit-explain, or none (only "
+                  "normalise); default: the model's config.json, else the family's (ViT: timm-vit for timm names, "
+                  "hf for Hugging Face; DeiT III: timm-deit; DINOv2: dino; CLIP: clip)");
   app->add_option("--resize", o.resize, "Override the resize: S (shorter side), HxW (exact) or none");
   app->add_option("--crop", o.crop, "Override the center crop: S, HxW or none");
   app->add_option("--interpolation", o.interpolation, "Override the resize filter: bicubic, bilinear, nearest, area");
   app->add_option("--mean", o.mean, "Override the normalisation mean: one value or three (R,G,B)");
   app->add_option("--std", o.std, "Override the normalisation std: one value or three (R,G,B)");
   app->add_option("--image-size", o.image_size,
-                  "Run the model at this square input size; position embeddings are resampled bicubically as timm "
-                  "does (default: the size it was trained at)")
+                  "Run the model at this square input size, its position embeddings resampled as the checkpoint's "
+                  "source does (see --pos-interpolation); default: the size it was trained at (DINOv2: 224)")
       ->check(CLI::NonNegativeNumber);
+  app->add_option("--pos-interpolation", o.pos_interpolation,
+                  "How --image-size (or DINOv2's 224 default) resamples the position embeddings: bicubic, "
+                  "bicubic-antialias or offset (DINOv2's own (new+0.1)/old scale factor); default: what the "
+                  "checkpoint's source code does")
+      ->check(CLI::IsMember({"bicubic", "bicubic-antialias", "offset"}));
   app->add_option("--batch", o.batch, "Images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
   app->add_option_function<std::int64_t>(
       "--max-image-pixels", [](const std::int64_t& n) { set_max_image_pixels(n); },
@@ -59,13 +70,17 @@ std::string find_bundled(const std::string& relative) {
   return "";
 }
 
-VisionTransformer load_model(const ModelOptions& o) {
+std::unique_ptr<ImageClassifier> load_model(const ModelOptions& o) {
   const std::string path = o.model.empty() ? default_model_path() : o.model;
-  return VisionTransformer::load(path, o.device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU),
-                                 o.image_size);
+  ImageModelOptions options;
+  options.device = o.device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  options.image_size = o.image_size;
+  if (!o.pos_interpolation.empty()) options.position_resize = parse_position_resize(o.pos_interpolation);
+  options.prompts = o.labels;
+  return load_image_classifier(path, options);
 }
 
-Preprocess resolve_preprocess(const ModelOptions& o, const VitConfig& c) {
+Preprocess resolve_preprocess(const ModelOptions& o, const ImageModelConfig& c) {
   Preprocess p = model_preprocess(c, o.preset);
   if (!o.resize.empty()) parse_resize(o.resize, p);
   if (!o.crop.empty()) parse_crop(o.crop, p);

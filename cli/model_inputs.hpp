@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,21 +18,24 @@ struct ModelOptions {
   std::string preset;          ///< empty: what the model's config.json says
   std::string resize, crop, interpolation, mean, std;  ///< explicit overrides of the preset
   int image_size = 0;  ///< > 0: run the model at this input size (position embeddings resampled)
+  std::string pos_interpolation;  ///< empty: the checkpoint's own resampling (bicubic, bicubic-antialias, offset)
+  std::vector<std::string> labels;  ///< CLIP's zero-shot classes as text prompts
   int batch = 16;
 };
 
-/// Adds --model, --device, --preset, --resize, --crop, --interpolation, --mean, --std, --image-size, --batch.
+/// Adds --model, --device, --labels, --preset, --resize, --crop, --interpolation, --mean, --std, --image-size,
+/// --pos-interpolation, --batch.
 void add_model_options(CLI::App* app, ModelOptions& options);
 
 /// Path of a bundled file or folder (e.g. "data/models/fmnist-vit") from the working directory or the checkout
 /// holding the executable; "" when not found.
 std::string find_bundled(const std::string& relative);
 
-/// Loads the model named by the options (InputError for a bad path, naming or device).
-VisionTransformer load_model(const ModelOptions& options);
+/// Loads the image model named by the options, of whichever family (InputError for a bad path, naming or device).
+std::unique_ptr<ImageClassifier> load_model(const ModelOptions& options);
 
 /// The preprocessing to apply: --preset, else the model's own, then any explicit overrides.
-Preprocess resolve_preprocess(const ModelOptions& options, const VitConfig& config);
+Preprocess resolve_preprocess(const ModelOptions& options, const ImageModelConfig& config);
 
 /// Image files named by `inputs`: files as given, folders expanded to their images (and .npy) in name order.
 std::vector<std::string> expand_image_paths(const std::vector<std::string>& inputs);

@@ -1,4 +1,4 @@
-// Text subcommands on a BERT classifier: `explain --text`, and AttAttr's applications `prune`, `tree`, `triggers`
+// Text subcommands on a text classifier (BERT, DistilBERT, RoBERTa): `explain --text`, and AttAttr's applications `prune`, `tree`, `triggers`
 // and the word-substitution attack `attack words`.
 #include "cli/text_commands.hpp"
 
@@ -53,6 +53,13 @@ std::string join(const std::vector<std::string>& items, const std::string& sep =
   return out;
 }
 
+/// "mask" and "unk": the tokenizer's own ([MASK] / <mask>, [UNK] / <unk>); anything else a vocabulary token.
+std::int64_t special_or_vocabulary_id(const TextModel& tm, const std::string& token, const std::string& option) {
+  if (token == "mask") return tm.tokenizer.mask_id();
+  if (token == "unk") return tm.tokenizer.unk_id();
+  return vocabulary_id(tm, token, option);
+}
+
 RiemannSum parse_riemann(const std::string& s) {
   if (s == "right") return RiemannSum::Right;
   if (s == "left") return RiemannSum::Left;
@@ -67,8 +74,10 @@ RiemannSum parse_riemann(const std::string& s) {
 
 void add_text_model_options(CLI::App* app, TextModelOptions& o) {
   app->add_option("--model", o.model,
-                  "BERT classifier: folder with model.safetensors (Hugging Face BertForSequenceClassification names), "
-                  "config.json and vocab.txt (default: the bundled data/models/sentiment-bert)");
+                  "Text classifier: folder with model.safetensors (Hugging Face BertForSequenceClassification, "
+                  "DistilBertForSequenceClassification or RobertaForSequenceClassification names), config.json and "
+                  "the tokenizer (vocab.txt, or vocab.json + merges.txt) (default: the bundled "
+                  "data/models/sentiment-bert)");
   app->add_option("--device", o.device, "cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app->add_option("--max-length", o.max_length,
                   "Tokens per text including [CLS] and [SEP]; longer texts are truncated with a warning "
@@ -139,13 +148,13 @@ void run_explain_text(const TextExplainOptions& o, std::vector<std::string> meth
   const auto texts = read_texts(o);
 
   const TextModel tm = open_text_model(o.model);
-  const BertConfig& c = tm.model.config();
+  const TextClassifierConfig& c = tm.model->config();
   if (category >= c.num_labels)
     throw InputError("--category " + std::to_string(category) + " is out of range: the model has " +
                      std::to_string(c.num_labels) + " classes");
   if (o.label >= c.num_labels) throw InputError("--label is out of range for this model");
   const bool blank = std::find(methods.begin(), methods.end(), "blankout") != methods.end();
-  const TextScorer scorer(tm, methods, s, ig, blank ? vocabulary_id(tm, o.blank_token, "--blank-token") : -1);
+  const TextScorer scorer(tm, methods, s, ig, blank ? special_or_vocabulary_id(tm, o.blank_token, "--blank-token") : -1);
   std::vector<EncodedText> encoded;
   for (const auto& t : texts) encoded.push_back(encode_text_or_warn(tm, t, quiet));
 
@@ -158,7 +167,7 @@ void run_explain_text(const TextExplainOptions& o, std::vector<std::string> meth
   page.paragraph("Model: " + tm.path + ". Methods: " + join(methods) +
                  ". Red: the token supported the explained class; blue: it spoke against it. Each method is coloured "
                  "over the words it explains: " +
-                 tm.tokenizer.options().cls + " and " + tm.tokenizer.options().sep +
+                 tm.tokenizer.cls_token() + " and " + tm.tokenizer.sep_token() +
                  " are drawn but do not set its colour scale (tokens.csv has every score).");
   ProgressBar bar("explain", "texts", !quiet);
   std::map<std::string, double> seconds;
@@ -198,7 +207,7 @@ void run_explain_text(const TextExplainOptions& o, std::vector<std::string> meth
       entry["outputs"]["attention"] = stem + "_attention.npy";
     }
     HighlightOptions view;  // special tokens drawn, the scale set by the words
-    view.unscaled_tokens = {tm.tokenizer.options().cls, tm.tokenizer.options().sep, tm.tokenizer.options().pad};
+    view.unscaled_tokens = {tm.tokenizer.cls_token(), tm.tokenizer.sep_token(), tm.tokenizer.pad_token()};
     const std::string snippet = highlight_tokens_html(e.encoding.tokens, rows, methods, view);
     files.emplace_back((out / (stem + "_tokens.html")).string(), snippet);
     entry["outputs"]["html"] = stem + "_tokens.html";
@@ -252,7 +261,7 @@ LabelledTexts load_labelled(const TextModel& tm, const DataOptions& o, const std
   LabelledTexts t = encode_labelled(tm, std::move(examples), path);
   if (t.truncated > 0 && !quiet)
     std::cerr << "attnlens: warning: " << t.truncated << " text(s) truncated to the model's "
-              << tm.tokenizer.options().max_length << " tokens" << std::endl;
+              << tm.tokenizer.max_length() << " tokens" << std::endl;
   return t;
 }
 
@@ -349,7 +358,7 @@ void run_prune(const PruneState& st) {
       {(out / "importance_attattr.npy").string(), encode_array(r.importance_attattr, {"layer", "head"}, ".npy")}};
   for (const auto& [path, content] : files) write_file_atomic(path, content);
   if (!st.quiet) {
-    const int heads = tm.model.config().num_layers * tm.model.config().num_heads;
+    const int heads = tm.model->config().num_layers * tm.model->config().num_heads;
     std::cout << "accuracy with 0%..100% of the " << heads << " heads pruned (attattr / attention / random):\n";
     for (size_t i = 0; i < r.rates.size(); ++i)
       std::cout << "  " << static_cast<int>(std::lround(r.rates[i] * 100))
@@ -379,7 +388,7 @@ void run_tree(const TreeState& st) {
   if (st.target == "gold" && st.label < 0) throw InputError("--target gold needs --label");
   const AttAttrOptions ig = st.ig.resolve();
   const TextModel tm = open_text_model(st.model);
-  if (st.label >= tm.model.config().num_labels) throw InputError("--label is out of range for this model");
+  if (st.label >= tm.model->config().num_labels) throw InputError("--label is out of range for this model");
   const EncodedText e = encode_text_or_warn(tm, st.text, st.quiet);
   const TextTree t = text_attribution_tree(tm, e, st.target == "gold" ? st.label : -1, st.threshold, ig);
   const std::string dot = tree_to_dot(t.tree, e.encoding.tokens);
@@ -423,7 +432,7 @@ void run_triggers(const TriggerState& st) {
   settings.all = st.all;
   settings.reference = st.reference;
   const TextModel tm = open_text_model(st.model);
-  const BertConfig& c = tm.model.config();
+  const TextClassifierConfig& c = tm.model->config();
   DataOptions train_data = st.data;
   train_data.limit = st.examples;
   const LabelledTexts train = load_labelled(tm, train_data, "train", st.quiet);
@@ -467,7 +476,7 @@ struct AttackWordsState {
   IgCliOptions ig;
   std::vector<std::string> methods{"raw", "rollout", "flow", "attattr", "blankout", "random"};
   int max_k = 5;
-  std::string replacement = "[MASK]";
+  std::string replacement = "mask";
   int seed = 0;
   std::string output;
   bool quiet = false;
@@ -486,9 +495,8 @@ void run_attack_words(const AttackWordsState& st) {
   settings.max_k = st.max_k;
   settings.seed = static_cast<std::uint64_t>(st.seed);
   const TextModel tm = open_text_model(st.model);
-  settings.replacement_id = st.replacement == "mask"  ? tm.tokenizer.mask_id()
-                            : st.replacement == "unk" ? tm.tokenizer.unk_id()
-                                                      : vocabulary_id(tm, st.replacement, "--replacement");
+  settings.replacement_id = special_or_vocabulary_id(tm, st.replacement, "--replacement");
+  const std::string replacement = tm.tokenizer.vocabulary().token(settings.replacement_id);
   // The scorer checks the method names before any text is read.
   const TextScorer check(tm, settings.methods, MethodSettings{}, settings.attattr, -1);
   const LabelledTexts texts = load_labelled(tm, st.data, st.data.split, st.quiet);
@@ -500,10 +508,10 @@ void run_attack_words(const AttackWordsState& st) {
   csv << "method,k,accuracy\n";
   json result{{"model", tm.path},
               {"texts", texts.examples.size()},
-              {"replacement", st.replacement},
+              {"replacement", replacement},
               {"accuracy", json::object()}};
   PlotOptions po;
-  po.title = "Accuracy with the k top-ranked words replaced by " + st.replacement;
+  po.title = "Accuracy with the k top-ranked words replaced by " + replacement;
   po.x_label = "k";
   po.y_label = "accuracy";
   po.x_integer_ticks = true;
@@ -594,7 +602,8 @@ void add_text_commands(CLI::App& app, Action& action) {
   CLI::App* words = attack->add_subcommand(
       "words",
       "Word-substitution attack on a text classifier (the seeds' SST-2 attack): for k = 1..K replace the k tokens a "
-      "method ranks highest (for the predicted class) by [MASK], [UNK] or a word, and report accuracy vs k per method "
+      "method ranks highest (for the predicted class) by the mask token, the unknown token or a word, and report "
+      "accuracy vs k per method "
       "and for random tokens. Writes attack_words.csv, .json and .svg");
   add_text_model_options(words, aw->model);
   add_data_options(words, aw->data, "test", "to attack");
@@ -605,7 +614,8 @@ void add_text_commands(CLI::App& app, Action& action) {
                    "random)")
       ->delimiter(',');
   words->add_option("--k", aw->max_k, "Largest number of replaced words (default 5)")->check(CLI::PositiveNumber);
-  words->add_option("--replacement", aw->replacement, "mask, unk, or any vocabulary token (default [MASK])");
+  words->add_option("--replacement", aw->replacement,
+                    "mask (the tokenizer's: [MASK], <mask>), unk, or any vocabulary token (default mask)");
   words->add_option("--seed", aw->seed, "Seed of the random baseline (default 0)");
   words->add_option("-o,--output", aw->output, "Output folder")->required();
   words->add_flag("-q,--quiet", aw->quiet, "No progress bar or summary lines");

@@ -12,7 +12,7 @@
 namespace attnlens::cli {
 
 struct TextModelOptions {
-  std::string model;  ///< folder with model.safetensors, config.json, vocab.txt; empty = the bundled one
+  std::string model;  ///< folder with model.safetensors, config.json, tokenizer files; empty = the bundled one
   std::string device = "cpu";
   int max_length = 0;                     ///< tokens per text incl. [CLS]/[SEP]; 0 = the model's position count
   bool cased = false, lowercase = false;  ///< override config.json's do_lower_case
@@ -37,7 +37,7 @@ struct TextExplainOptions {
   int steps = 20;
   std::string riemann = "right";
   int ig_batch = 0;
-  std::string blank_token = "[MASK]";
+  std::string blank_token = "mask";  ///< mask, unk or a vocabulary token
   bool column_max = false;  ///< raw/rollout/flow: column max over rows (Abnar's SST script)
   bool save_attention = false;
   bool active() const { return !texts.empty() || !texts_file.empty(); }

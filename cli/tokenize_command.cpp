@@ -1,4 +1,5 @@
-// `attnlens tokenize`: BERT WordPiece encodings of texts as JSON (spec 9), to check what a text model will see.
+// `attnlens tokenize`: the encodings of texts as JSON, to check what a text model will see: BERT WordPiece (spec 9)
+// or byte-level BPE (RoBERTa, CLIP; MODELS.md C.7, E.3), chosen from the model folder's files.
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -12,8 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/attention_commands.hpp"
-#include "io/vocab.hpp"
-#include "io/wordpiece.hpp"
+#include "io/text_tokenizer.hpp"
 
 namespace attnlens::cli {
 
@@ -21,6 +21,7 @@ namespace {
 
 struct TokenizeState {
   std::string vocab;
+  std::string tokenizer = "auto";
   bool lowercase = false;
   bool cased = false;
   int max_length = 512;
@@ -29,40 +30,19 @@ struct TokenizeState {
   std::string text_a, text_b;
 };
 
-/// "do_lower_case" of a JSON file in a model folder, or nullopt when the file or the key is absent.
-std::optional<bool> do_lower_case_in(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
-  std::ifstream in(file);
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
-  if (!config.is_object() || !config.contains("do_lower_case")) return std::nullopt;
-  if (!config["do_lower_case"].is_boolean()) throw InputError(file.string() + ": \"do_lower_case\" is not true/false");
-  return config["do_lower_case"].get<bool>();
-}
-
-/// --vocab is a vocab.txt or a model folder holding one. In a folder, "do_lower_case" sets the default casing:
-/// Hugging Face keeps it in tokenizer_config.json (read first); config.json is read as well, since some exports put
-/// it there. Without either, BERT uncased (lowercase).
-WordPieceTokenizer make_tokenizer(const TokenizeState& st) {
-  std::string vocab_path = st.vocab;
-  std::optional<bool> lowercase;
-  std::error_code ec;
-  if (std::filesystem::is_directory(st.vocab, ec)) {
-    const std::filesystem::path dir(st.vocab);
-    vocab_path = (dir / "vocab.txt").string();
-    if (!std::filesystem::exists(vocab_path, ec)) throw InputError("--vocab: folder '" + st.vocab + "' has no vocab.txt");
-    lowercase = do_lower_case_in(dir / "tokenizer_config.json");
-    if (!lowercase) lowercase = do_lower_case_in(dir / "config.json");
-  }
-  TokenizerOptions options;
-  options.lowercase = st.cased ? false : st.lowercase ? true : lowercase.value_or(true);
-  options.max_length = st.max_length;
-  return WordPieceTokenizer(Vocabulary::load(vocab_path), options);
+/// --vocab is a tokenizer file (vocab.txt; vocab.json with merges.txt beside it) or a model folder holding one;
+/// --tokenizer auto picks the kind from the files (io/text_tokenizer.hpp). In a folder, "do_lower_case" of
+/// tokenizer_config.json, then config.json, sets WordPiece's default casing; without either, BERT uncased.
+TextTokenizer make_tokenizer(const TokenizeState& st) {
+  TextTokenizerSettings settings;
+  settings.kind = st.tokenizer;
+  if (st.cased) settings.lowercase = false;
+  if (st.lowercase) settings.lowercase = true;
+  settings.max_length = st.max_length;
+  TextTokenizer tokenizer = TextTokenizer::load(st.vocab, settings);
+  if ((st.cased || st.lowercase) && !tokenizer.wordpiece())
+    throw InputError("--cased/--lowercase set WordPiece's casing; this is a " + tokenizer.kind() + " BPE tokenizer");
+  return tokenizer;
 }
 
 nlohmann::ordered_json to_json(const Encoding& e) {
@@ -84,7 +64,7 @@ void run_tokenize(const TokenizeState& st) {
   if (st.max_length < 2) throw InputError("--max-length " + std::to_string(st.max_length) + " must be at least 2");
   if (!st.texts_file.empty() && !st.texts.empty()) throw InputError("give TEXT [TEXT_B] or --texts FILE, not both");
   if (st.texts_file.empty() && st.texts.empty()) throw InputError("nothing to tokenize: give TEXT [TEXT_B] or --texts FILE");
-  const WordPieceTokenizer tokenizer = make_tokenizer(st);
+  const TextTokenizer tokenizer = make_tokenizer(st);
 
   // Everything is encoded before anything is printed, so a bad line leaves stdout empty.
   std::string out;
@@ -124,18 +104,27 @@ void add_tokenize_command(CLI::App& app, Action& action) {
   auto st = std::make_shared<TokenizeState>();
   CLI::App* sub = app.add_subcommand(
       "tokenize",
-      "BERT WordPiece tokenisation as Hugging Face's BertTokenizer (spec 9): prints {\"tokens\", \"ids\", "
-      "\"token_type_ids\", \"attention_mask\", \"truncated\"} as one JSON line per text (JSON Lines with --texts)");
-  sub->add_option("--vocab", st->vocab, "vocab.txt, or a model folder with vocab.txt (and do_lower_case in "
-                                        "tokenizer_config.json or config.json)")
+      "Tokenisation as Hugging Face's slow tokenizers do it: BERT WordPiece (vocab.txt, spec 9) or byte-level BPE "
+      "(vocab.json + merges.txt: RoBERTa, CLIP); prints {\"tokens\", \"ids\", \"token_type_ids\", "
+      "\"attention_mask\", \"truncated\"} as one JSON line per text (JSON Lines with --texts)");
+  sub->add_option("--vocab", st->vocab,
+                  "vocab.txt, vocab.json (merges.txt beside it), or a model folder with either (and do_lower_case in "
+                  "tokenizer_config.json or config.json for WordPiece)")
       ->required();
-  CLI::Option* lower = sub->add_flag("--lowercase", st->lowercase, "Lowercase and strip accents (BERT uncased)");
-  CLI::Option* cased = sub->add_flag("--cased", st->cased, "Keep case and accents (BERT cased)");
+  sub->add_option("--tokenizer", st->tokenizer,
+                  "auto (default: vocab.txt is WordPiece; vocab.json + merges.txt a byte-level BPE, CLIP's when the "
+                  "vocabulary has <|startoftext|>, else RoBERTa's), wordpiece, roberta or clip")
+      ->check(CLI::IsMember({"auto", "wordpiece", "roberta", "clip"}));
+  CLI::Option* lower =
+      sub->add_flag("--lowercase", st->lowercase, "WordPiece: lowercase and strip accents (BERT uncased)");
+  CLI::Option* cased = sub->add_flag("--cased", st->cased, "WordPiece: keep case and accents (BERT cased)");
   lower->excludes(cased);
-  sub->add_option("--max-length", st->max_length, "Most tokens per encoding, [CLS] and [SEP] included (default 512)");
+  sub->add_option("--max-length", st->max_length,
+                  "Most tokens per encoding, the special tokens included (default 512; CLIP's context is 77)");
   sub->add_option("--texts", st->texts_file, "File with one text per line; prints one JSON object per line");
-  CLI::Option* text_a = sub->add_option("text", st->text_a, "The text ([CLS] TEXT [SEP])");
-  CLI::Option* text_b = sub->add_option("text_b", st->text_b, "Second text of a pair ([CLS] TEXT [SEP] TEXT_B [SEP])");
+  CLI::Option* text_a = sub->add_option("text", st->text_a, "The text ([CLS] TEXT [SEP], <s> TEXT </s>)");
+  CLI::Option* text_b =
+      sub->add_option("text_b", st->text_b, "Second text of a pair ([CLS] TEXT [SEP] TEXT_B [SEP], <s> A </s></s> B </s>)");
   sub->callback([st, text_a, text_b, &action] {
     // An empty TEXT "" is still a text, so presence is what counts, not the value.
     st->texts.clear();

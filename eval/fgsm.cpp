@@ -10,7 +10,7 @@
 
 namespace attnlens {
 
-std::vector<FgsmResult> masked_fgsm(const VisionTransformer& model, const torch::Tensor& images,
+std::vector<FgsmResult> masked_fgsm(const ImageClassifier& model, const torch::Tensor& images,
                                     const torch::Tensor& masks, const InputSpace& space, const FgsmSettings& s) {
   if (images.dim() != 4 || masks.dim() != 3 || masks.size(0) != images.size(0) || masks.size(1) != images.size(2) ||
       masks.size(2) != images.size(3))
@@ -76,7 +76,7 @@ std::vector<FgsmResult> masked_fgsm(const VisionTransformer& model, const torch:
 namespace {
 
 /// Patches chosen (or all but them, for the complement) as a pixel mask [H,W] of 0/1.
-torch::Tensor pixel_mask(const std::vector<int>& chosen, bool complement, const VitConfig& c) {
+torch::Tensor pixel_mask(const std::vector<int>& chosen, bool complement, const ImageModelConfig& c) {
   auto grid = torch::full({c.grid_h() * c.grid_w()}, complement ? 1.0f : 0.0f);
   for (int p : chosen) grid[p] = complement ? 0.0f : 1.0f;
   return patch_pixels(grid.reshape({c.grid_h(), c.grid_w()}), c.patch_size);
@@ -84,7 +84,7 @@ torch::Tensor pixel_mask(const std::vector<int>& chosen, bool complement, const 
 
 }  // namespace
 
-FgsmStudy::FgsmStudy(const VisionTransformer& model, const InputSpace& space, const FgsmStudySettings& s)
+FgsmStudy::FgsmStudy(const ImageClassifier& model, const InputSpace& space, const FgsmStudySettings& s)
     : model_(model), space_(space), settings_(s) {
   if (!(s.area > 0.0 && s.area < 1.0)) throw InputError("--area must be in (0, 1)");
   for (const auto& r : s.regions)
@@ -98,7 +98,7 @@ FgsmStudy::FgsmStudy(const VisionTransformer& model, const InputSpace& space, co
       methods_.push_back(make_method(name, MethodSettings{}));
       gradients_ |= methods_.back()->needs_gradients();
     }
-  const VitConfig& c = model.config();
+  const ImageModelConfig& c = model.config();
   if (c.num_classes == 0) throw InputError("the attack needs a classifier; this model is a backbone");
   if (s.attack.target >= c.num_classes) throw InputError("--target is out of range for this model");
   k_ = top_k_count(static_cast<std::size_t>(c.grid_h() * c.grid_w()), s.area);
@@ -109,13 +109,13 @@ FgsmStudy::FgsmStudy(const VisionTransformer& model, const InputSpace& space, co
 }
 
 std::vector<FgsmArmBatch> FgsmStudy::attack(const torch::Tensor& images, std::size_t first_index) const {
-  const VitConfig& c = model_.config();
+  const ImageModelConfig& c = model_.config();
   const TokenLayout layout = token_layout(c);
   const auto n = static_cast<std::size_t>(images.size(0));
   // Top-k patch sets per method and image, from one capture (every method reads the full attention).
   std::vector<std::vector<std::vector<int>>> top(methods_.size());
   if (!methods_.empty()) {
-    const VitCapture cap =
+    const ImageCapture cap =
         model_.capture(images, gradients_ ? std::vector<std::int64_t>(n, -1) : std::vector<std::int64_t>{});
     for (std::size_t b = 0; b < n; ++b) {
       AttentionRecord record;

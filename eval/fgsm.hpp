@@ -12,7 +12,7 @@
 
 #include "../core/api.hpp"
 #include "../explain/method.hpp"
-#include "../models/vit.hpp"
+#include "../models/image_classifier.hpp"
 #include "perturbation.hpp"
 
 ATTNLENS_API_BEGIN
@@ -36,7 +36,7 @@ struct FgsmResult {
 /// change): x <- clip(x + eps * M * sign(grad_x CE(f(x), y0)), 0, 1) untargeted, or x <- clip(x - eps * M *
 /// sign(grad_x CE(f(x), t)), 0, 1) targeted, in pixel space with the normalisation inside the model. An image stops
 /// as soon as it succeeds; only the images still running go through the model.
-std::vector<FgsmResult> masked_fgsm(const VisionTransformer& model, const torch::Tensor& images,
+std::vector<FgsmResult> masked_fgsm(const ImageClassifier& model, const torch::Tensor& images,
                                     const torch::Tensor& masks, const InputSpace& space, const FgsmSettings& settings);
 
 /// The study of `attnlens attack fgsm`: masked FGSM with one mask per method and region (an "arm"): a method's top
@@ -65,7 +65,7 @@ class FgsmStudy {
  public:
   /// InputError for an unknown region or method, an area outside (0, 1), heads as a mask method, a backbone
   /// without classifier, or a target the model does not have.
-  FgsmStudy(const VisionTransformer& model, const InputSpace& space, const FgsmStudySettings& settings);
+  FgsmStudy(const ImageClassifier& model, const InputSpace& space, const FgsmStudySettings& settings);
 
   /// Methods' arms first (in method order, then region order), the random arm last.
   const std::vector<FgsmArm>& arms() const { return arms_; }
@@ -77,7 +77,7 @@ class FgsmStudy {
   std::vector<FgsmArmBatch> attack(const torch::Tensor& images, std::size_t first_index) const;
 
  private:
-  const VisionTransformer& model_;
+  const ImageClassifier& model_;
   InputSpace space_;
   FgsmStudySettings settings_;
   std::vector<std::unique_ptr<ExplanationMethod>> methods_;

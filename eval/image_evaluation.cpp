@@ -70,7 +70,7 @@ const std::vector<double>& perturbation_fractions() {
   return f;
 }
 
-ImageEvaluator::ImageEvaluator(const VisionTransformer& model, InputSpace space, EvaluationPlan plan)
+ImageEvaluator::ImageEvaluator(const ImageClassifier& model, InputSpace space, EvaluationPlan plan)
     : model_(model), space_(space), plan_(std::move(plan)) {
   if (model.config().num_classes == 0)
     throw InputError("evaluation needs a classifier; this model is a backbone without classes");
@@ -94,7 +94,7 @@ ImageEvaluator::ImageEvaluator(const VisionTransformer& model, InputSpace space,
 
 std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationImage>& images) const {
   if (images.empty()) return {};
-  const VitConfig& c = model_.config();
+  const ImageModelConfig& c = model_.config();
   const TokenLayout layout = TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w());
   const int patches = layout.patches();
   std::vector<ImageScores> out;
@@ -106,9 +106,9 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
     // The attention methods' pass, and the gradient methods' pass (forward + backward); each method is charged the
     // pass it needs, so the cost column compares what a user would pay for each method alone.
     auto t0 = std::chrono::steady_clock::now();
-    const VitCapture plain = model_.capture(batch);
+    const ImageCapture plain = model_.capture(batch);
     const double forward_ms = elapsed_ms(t0);
-    VitCapture with_grad;
+    ImageCapture with_grad;
     double backward_ms = 0.0;
     if (gradients_) {
       t0 = std::chrono::steady_clock::now();
@@ -128,7 +128,7 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
     plain_record.layout = grad_record.layout = layout;
     for (const auto& m : methods_) {
       AttentionRecord& r = m->needs_gradients() ? grad_record : plain_record;
-      const VitCapture& cap = m->needs_gradients() ? with_grad : plain;
+      const ImageCapture& cap = m->needs_gradients() ? with_grad : plain;
       if (m->needs_gradients() && r.attention_grad.data.empty()) {
         r.attention = image_layers(cap.attention, 0);
         r.attention_grad = image_layers(cap.attention_grad, 0);

@@ -13,7 +13,7 @@
 #include "../core/array.hpp"
 #include "perturbation.hpp"
 #include "../explain/method.hpp"
-#include "../models/vit.hpp"
+#include "../models/image_classifier.hpp"
 
 ATTNLENS_API_BEGIN
 namespace attnlens {
@@ -78,7 +78,7 @@ struct EvaluationPlan {
 class ImageEvaluator {
  public:
   /// Throws InputError for an unknown method or baseline, a per-head method (heads), or a backbone without classes.
-  ImageEvaluator(const VisionTransformer& model, InputSpace space, EvaluationPlan plan);
+  ImageEvaluator(const ImageClassifier& model, InputSpace space, EvaluationPlan plan);
 
   /// Methods, then baselines, then "blankout" when that metric is on (the occlusion map ranks patches as well).
   const std::vector<std::string>& row_names() const { return rows_; }
@@ -89,7 +89,7 @@ class ImageEvaluator {
   std::vector<ImageScores> evaluate(const std::vector<EvaluationImage>& images) const;
 
  private:
-  const VisionTransformer& model_;
+  const ImageClassifier& model_;
   InputSpace space_;
   EvaluationPlan plan_;
   std::vector<std::unique_ptr<ExplanationMethod>> methods_;

@@ -29,16 +29,16 @@ torch::Tensor patch_pixels(const torch::Tensor& grid, std::int64_t patch) {
   return grid.repeat_interleave(patch, 0).repeat_interleave(patch, 1);
 }
 
-PerturbationBatch::PerturbationBatch(const VisionTransformer& model, torch::Tensor image, InputSpace space, int batch)
+PerturbationBatch::PerturbationBatch(const ImageClassifier& model, torch::Tensor image, InputSpace space, int batch)
     : model_(model), image_(image.to(torch::kFloat32).cpu()), black_(space.black()), batch_(std::max(1, batch)) {
-  const VitConfig& c = model.config();
+  const ImageModelConfig& c = model.config();
   if (image_.dim() != 3 || image_.size(0) != 3 || image_.size(1) != c.image_height || image_.size(2) != c.image_width)
     throw InputError("perturbation: the image must be [3," + std::to_string(c.image_height) + "," +
                      std::to_string(c.image_width) + "], got " + shape_text(image_.sizes().vec()));
 }
 
 std::size_t PerturbationBatch::add_patches(std::vector<std::uint8_t> keep) {
-  const VitConfig& c = model_.config();
+  const ImageModelConfig& c = model_.config();
   if (static_cast<int>(keep.size()) != c.grid_h() * c.grid_w())
     throw InputError("perturbation: one keep flag per patch is needed");
   jobs_.push_back({std::move(keep), {}});
@@ -53,7 +53,7 @@ std::size_t PerturbationBatch::add_pixels(torch::Tensor keep) {
 }
 
 torch::Tensor PerturbationBatch::run() const {
-  const VitConfig& c = model_.config();
+  const ImageModelConfig& c = model_.config();
   const std::int64_t gh = c.grid_h(), gw = c.grid_w(), p = c.patch_size;
   std::vector<torch::Tensor> out;
   for (std::size_t begin = 0; begin < jobs_.size(); begin += batch_) {
@@ -77,9 +77,9 @@ torch::Tensor PerturbationBatch::run() const {
   return torch::cat(out);
 }
 
-Array blank_out(const VisionTransformer& model, const torch::Tensor& image, std::int64_t target,
+Array blank_out(const ImageClassifier& model, const torch::Tensor& image, std::int64_t target,
                 const InputSpace& space, int batch, double* clean_probability) {
-  const VitConfig& c = model.config();
+  const ImageModelConfig& c = model.config();
   const int patches = c.grid_h() * c.grid_w();
   PerturbationBatch queue(model, image, space, batch);
   queue.add_patches(std::vector<std::uint8_t>(patches, 1));  // the clean image, in the same batch

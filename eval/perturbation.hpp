@@ -10,7 +10,7 @@
 
 #include "../core/api.hpp"
 #include "../core/array.hpp"
-#include "../models/vit.hpp"
+#include "../models/image_classifier.hpp"
 
 ATTNLENS_API_BEGIN
 namespace attnlens {
@@ -33,7 +33,7 @@ torch::Tensor patch_pixels(const torch::Tensor& grid, std::int64_t patch);
 class PerturbationBatch {
  public:
   /// `grid_h` x `grid_w` patches must tile the image exactly (a ViT's input). `batch` images per forward pass.
-  PerturbationBatch(const VisionTransformer& model, torch::Tensor image, InputSpace space, int batch);
+  PerturbationBatch(const ImageClassifier& model, torch::Tensor image, InputSpace space, int batch);
 
   /// Queues a copy keeping the patches with keep[p] != 0 (row-major over the grid); returns its index.
   std::size_t add_patches(std::vector<std::uint8_t> keep);
@@ -51,7 +51,7 @@ class PerturbationBatch {
     std::vector<std::uint8_t> patches;  // empty for a pixel job
     torch::Tensor pixels;
   };
-  const VisionTransformer& model_;
+  const ImageClassifier& model_;
   torch::Tensor image_, black_;
   int batch_;
   std::vector<Job> jobs_;
@@ -62,7 +62,7 @@ class PerturbationBatch {
 /// Drops smaller than kBlankOutTieTolerance are set to 0: occluding a patch that is black already, or that the
 /// model ignores, changes p only by float32 rounding (1e-8 .. 1e-7 here), and ranking such patches by rounding noise
 /// would make Spearman and top-k numbers differ between two correct implementations. They tie instead.
-Array blank_out(const VisionTransformer& model, const torch::Tensor& image, std::int64_t target,
+Array blank_out(const ImageClassifier& model, const torch::Tensor& image, std::int64_t target,
                 const InputSpace& space, int batch, double* clean_probability = nullptr);
 inline constexpr double kBlankOutTieTolerance = 1e-6;
 

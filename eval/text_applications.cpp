@@ -11,7 +11,7 @@
 namespace attnlens {
 
 LabelledTexts encode_labelled(const TextModel& model, std::vector<TextExample> examples, const std::string& source) {
-  const BertConfig& c = model.model.config();
+  const TextClassifierConfig& c = model.model->config();
   for (const auto& e : examples) {
     if (e.label < 0) throw InputError(source + ": text " + std::to_string(e.index) + " has no gold label");
     if (e.label >= c.num_labels)
@@ -36,7 +36,7 @@ double accuracy_of(const std::vector<std::int64_t>& predicted, const std::vector
 
 HeadPruningResult prune_heads(const TextModel& tm, const LabelledTexts& texts, const HeadPruningSettings& s,
                               const ProgressFn& importance_progress, const ProgressFn& evaluation_progress) {
-  const BertConfig& c = tm.model.config();
+  const TextClassifierConfig& c = tm.model->config();
   const int L = c.num_layers, H = c.num_heads, heads = L * H;
   HeadPruningResult r;
   // Head importance (spec 5): sum over examples of each head's largest attribution, target = the gold label as
@@ -46,8 +46,8 @@ HeadPruningResult prune_heads(const TextModel& tm, const LabelledTexts& texts, c
   r.importance_attention = Array({L, H});
   for (size_t i = 0; i < r.importance_examples; ++i) {
     const auto& e = texts.encoded[i];
-    const Array imp = attattr_head_importance(attattr(tm.model, e.batch, texts.examples[i].label, s.attattr));
-    const Array att = attattr_head_importance(image_layers(tm.model.capture(e.batch).attention, 0));
+    const Array imp = attattr_head_importance(attattr(*tm.model, e.batch, texts.examples[i].label, s.attattr));
+    const Array att = attattr_head_importance(image_layers(tm.model->capture(e.batch).attention, 0));
     for (int k = 0; k < heads; ++k) {
       r.importance_attattr.data[k] += imp.data[k];
       r.importance_attention.data[k] += att.data[k];
@@ -95,10 +95,10 @@ TextTree text_attribution_tree(const TextModel& tm, const EncodedText& e, std::i
                                const AttAttrOptions& attattr_options) {
   if (!std::isfinite(threshold)) throw InputError("--threshold must be a finite number");
   TextTree t;
-  t.probabilities = class_probabilities(tm.model.forward(e.batch));
+  t.probabilities = class_probabilities(tm.model->forward(e.batch));
   t.predicted = std::max_element(t.probabilities.begin(), t.probabilities.end()) - t.probabilities.begin();
   t.target = target >= 0 ? target : t.predicted;
-  t.attattr = attattr(tm.model, e.batch, t.target, attattr_options);
+  t.attattr = attattr(*tm.model, e.batch, t.target, attattr_options);
   // S_l = sum over heads of layer l's attribution.
   const std::int64_t L = t.attattr.shape[0], H = t.attattr.shape[1], T = t.attattr.shape[2];
   Array per_layer({L, T, T});
@@ -111,14 +111,14 @@ TextTree text_attribution_tree(const TextModel& tm, const EncodedText& e, std::i
 
 TriggerResult find_triggers(const TextModel& tm, const LabelledTexts& train, const LabelledTexts& test,
                             const TriggerSettings& s, const ProgressFn& progress) {
-  const BertConfig& c = tm.model.config();
+  const TextClassifierConfig& c = tm.model->config();
   TriggerResult r;
   // (1) one pattern per training example, with the predicted class as AttAttr's target (run_adver_connection).
   std::vector<TriggerPattern> patterns;
   for (size_t i = 0; i < train.encoded.size(); ++i) {
     const auto& e = train.encoded[i];
-    const auto pred = tm.model.forward(e.batch).argmax(1).item<std::int64_t>();
-    patterns.push_back(mine_pattern(attattr(tm.model, e.batch, pred, s.attattr)));
+    const auto pred = tm.model->forward(e.batch).argmax(1).item<std::int64_t>();
+    patterns.push_back(mine_pattern(attattr(*tm.model, e.batch, pred, s.attattr)));
     if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(train.encoded.size()));
   }
   // (2) the strong patterns, strongest first.
@@ -150,7 +150,7 @@ TriggerResult find_triggers(const TextModel& tm, const LabelledTexts& train, con
     for (const auto& t : triggers) lt.tokens.push_back(tm.tokenizer.vocabulary().token(t.token));
     std::vector<std::vector<std::int64_t>> attacked;
     for (const auto& ids : test.ids)
-      attacked.push_back(insert_triggers(triggers, ids, sep_of(ids), tm.tokenizer.options().max_length).ids);
+      attacked.push_back(insert_triggers(triggers, ids, sep_of(ids), tm.tokenizer.max_length()).ids);
     const auto after = predict_classes(tm, attacked);
     for (int gold = 0; gold < C; ++gold) {
       size_t n = 0, right_before = 0, right_after = 0;

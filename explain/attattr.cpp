@@ -7,7 +7,7 @@ namespace attnlens {
 
 namespace {
 
-void check_text(const BertClassifier& model, const TextBatch& text, std::int64_t target, const AttAttrOptions& o) {
+void check_text(const TextClassifier& model, const TextBatch& text, std::int64_t target, const AttAttrOptions& o) {
   if (text.size() != 1) throw InputError("AttAttr explains one text at a time");
   if (target < 0 || target >= model.config().num_labels)
     throw InputError("target class " + std::to_string(target) + " is out of range");
@@ -24,7 +24,7 @@ std::vector<double> alphas(const AttAttrOptions& o) {
   return a;
 }
 
-std::vector<int> layers_of(const BertClassifier& model, const AttAttrOptions& o) {
+std::vector<int> layers_of(const TextClassifier& model, const AttAttrOptions& o) {
   if (!o.layers.empty()) return o.layers;
   std::vector<int> all(static_cast<size_t>(model.config().num_layers));
   for (size_t l = 0; l < all.size(); ++l) all[l] = static_cast<int>(l);
@@ -40,11 +40,11 @@ void store(Array& out, int l, const torch::Tensor& attention, const torch::Tenso
 
 }  // namespace
 
-Array attattr(const BertClassifier& model, const TextBatch& text, std::int64_t target, const AttAttrOptions& o) {
+Array attattr(const TextClassifier& model, const TextBatch& text, std::int64_t target, const AttAttrOptions& o) {
   check_text(model, text, target, o);
   const auto& c = model.config();
   const std::int64_t T = text.length(), H = c.num_heads;
-  BertCapture clean = model.capture(text);  // attention A and every layer's input, computed once
+  TextCapture clean = model.capture(text);  // attention A and every layer's input, computed once
   Array out({c.num_layers, H, T, T});
   const auto a = alphas(o);
   const int chunk = o.batch > 0 ? o.batch : o.steps;
@@ -56,7 +56,7 @@ Array attattr(const BertClassifier& model, const TextBatch& text, std::int64_t t
       const auto alpha = torch::tensor(std::vector<double>(a.begin() + begin, a.begin() + begin + n))
                              .to(A.options())
                              .view({n, 1, 1, 1});
-      BertIntervention iv;
+      TextIntervention iv;
       iv.replaced_layer = l;
       iv.replaced_attention = (alpha * A).detach().requires_grad_(true);
       // The layers below l do not depend on alpha: start from their output, repeated for every alpha.
@@ -71,18 +71,18 @@ Array attattr(const BertClassifier& model, const TextBatch& text, std::int64_t t
   return out;
 }
 
-Array attattr_one_by_one(const BertClassifier& model, const TextBatch& text, std::int64_t target,
+Array attattr_one_by_one(const TextClassifier& model, const TextBatch& text, std::int64_t target,
                          const AttAttrOptions& o) {
   check_text(model, text, target, o);
   const auto& c = model.config();
   const std::int64_t T = text.length(), H = c.num_heads;
   Array out({c.num_layers, H, T, T});
-  const BertCapture clean = model.capture(text);
+  const TextCapture clean = model.capture(text);
   for (int l : layers_of(model, o)) {
     const auto& A = clean.attention[static_cast<size_t>(l)];
     torch::Tensor grad_sum = torch::zeros_like(A[0]);
     for (double alpha : alphas(o)) {
-      BertIntervention iv;
+      TextIntervention iv;
       iv.replaced_layer = l;
       iv.replaced_attention = (A * alpha).detach().requires_grad_(true);
       const auto logits = model.classify_embeddings(model.embed(text), text.attention_mask, iv);

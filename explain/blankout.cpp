@@ -4,7 +4,7 @@
 
 namespace attnlens {
 
-std::vector<double> token_blankout(const BertClassifier& model, const TextBatch& text, std::int64_t target,
+std::vector<double> token_blankout(const TextClassifier& model, const TextBatch& text, std::int64_t target,
                                    std::int64_t replacement_id, int batch) {
   if (text.size() != 1) throw InputError("blank-out explains one text at a time");
   if (replacement_id < 0 || replacement_id >= model.config().vocab_size)

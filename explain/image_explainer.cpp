@@ -13,7 +13,7 @@ ImageExplainer::ImageExplainer(std::vector<std::string> names, const MethodSetti
   }
 }
 
-VitCapture ImageExplainer::capture(const VisionTransformer& model, const torch::Tensor& images,
+ImageCapture ImageExplainer::capture(const ImageClassifier& model, const torch::Tensor& images,
                                    std::int64_t category) const {
   if (gradients_ && model.config().num_classes == 0)
     throw InputError("gradient methods need a classifier head; this is a backbone");
@@ -21,7 +21,7 @@ VitCapture ImageExplainer::capture(const VisionTransformer& model, const torch::
   return model.capture(images, gradients_ ? targets : std::vector<std::int64_t>{});
 }
 
-AttentionRecord ImageExplainer::record(const VitCapture& cap, std::int64_t b, const TokenLayout& layout) const {
+AttentionRecord ImageExplainer::record(const ImageCapture& cap, std::int64_t b, const TokenLayout& layout) const {
   AttentionRecord record;
   if (full_attention_) record.attention = image_layers(cap.attention, b);
   if (head_mean_) record.head_mean = image_layers_head_mean(cap.attention, b);
@@ -33,7 +33,7 @@ AttentionRecord ImageExplainer::record(const VitCapture& cap, std::int64_t b, co
   return record;
 }
 
-TokenLayout token_layout(const VitConfig& c) {
+TokenLayout token_layout(const ImageModelConfig& c) {
   return TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w());
 }
 

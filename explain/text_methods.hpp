@@ -1,4 +1,4 @@
-// Explanations of a BERT classifier's decision that run the model again (LibTorch): AttAttr (integrated gradients
+// Explanations of a text classifier's decision that run the model again (LibTorch): AttAttr (integrated gradients
 // on attention, spec 5), token blank-out (spec 8.1) and input x gradient. The attention-graph methods (raw,
 // rollout, flow, grad-rollout, chefer) work on what one capture recorded and live behind explain/method.hpp.
 #pragma once
@@ -12,7 +12,7 @@
 #include "../core/api.hpp"
 #include "../core/array.hpp"
 #include "method.hpp"
-#include "../models/bert.hpp"
+#include "../models/text_classifier.hpp"
 #include "../models/text_model.hpp"
 
 ATTNLENS_API_BEGIN
@@ -34,11 +34,11 @@ struct AttAttrOptions {
 /// and Attr_l = A/m * sum_k dF(alpha_k A)/dA, with F the target's softmax probability. The layers below l are run
 /// once and shared by all alphas; the m alphas of a layer run as one batch. Returns [L, H, T, T] (zeros for layers
 /// not asked for).
-Array attattr(const BertClassifier& model, const TextBatch& text, std::int64_t target, const AttAttrOptions& options);
+Array attattr(const TextClassifier& model, const TextBatch& text, std::int64_t target, const AttAttrOptions& options);
 
 /// The same numbers computed the straightforward way: every alpha of every layer its own full forward and backward
 /// pass from the embeddings (what the reference code's per-example loop costs). For benchmarks and tests.
-Array attattr_one_by_one(const BertClassifier& model, const TextBatch& text, std::int64_t target,
+Array attattr_one_by_one(const TextClassifier& model, const TextBatch& text, std::int64_t target,
                          const AttAttrOptions& options);
 
 /// Per-token score of an AttAttr tensor [L,H,T,T]: the attribution of all attention paid TO token j
@@ -51,13 +51,13 @@ Array attattr_head_importance(const Array& attribution);
 /// Token blank-out for one text: each position t (special tokens included, as Abnar & Zuidema's script) replaced
 /// by `replacement_id`; score[t] = p(target | text) - p(target | text with t replaced) (signed: positive = the
 /// token supported the target). All T variants run as one batch (split by `batch` when > 0).
-std::vector<double> token_blankout(const BertClassifier& model, const TextBatch& text, std::int64_t target,
+std::vector<double> token_blankout(const TextClassifier& model, const TextBatch& text, std::int64_t target,
                                    std::int64_t replacement_id, int batch = 0);
 
 /// Input x gradient on the embedding layer's output e = LayerNorm(word + position + type) (as captum's layer
 /// attributions on BERT's embeddings): score[t] = sum_d e[t,d] * d(target logit)/d e[t,d]. Taken before the
 /// LayerNorm it would be zero for every token (LayerNorm is scale-invariant). A gradient baseline.
-std::vector<double> input_x_gradient(const BertClassifier& model, const TextBatch& text, std::int64_t target);
+std::vector<double> input_x_gradient(const TextClassifier& model, const TextBatch& text, std::int64_t target);
 
 /// The methods that explain a text's tokens: the attention-graph ones plus attattr, blankout and input-x-gradient.
 const std::vector<std::string>& text_method_names();

@@ -52,8 +52,8 @@ TextScorer::Scores TextScorer::score(const EncodedText& e, std::int64_t target,
   const auto t0 = std::chrono::steady_clock::now();
   AttentionRecord record;
   record.layout = TokenLayout{0, 1, static_cast<int>(e.batch.length())};  // every token, [CLS]/[SEP] included
-  const BertCapture cap =
-      gradients_ ? model_.model.capture(e.batch, {target}, TargetKind::Logit) : model_.model.capture(e.batch);
+  const TextCapture cap =
+      gradients_ ? model_.model->capture(e.batch, {target}, TargetKind::Logit) : model_.model->capture(e.batch);
   record.attention = image_layers(cap.attention, 0);
   if (gradients_) {
     record.attention_grad = image_layers(cap.attention_grad, 0);
@@ -70,12 +70,12 @@ TextScorer::Scores TextScorer::score(const EncodedText& e, std::int64_t target,
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<double>& scores = out.by_method[name];
     if (name == "attattr") {
-      out.attattr = attattr(model_.model, e.batch, target, attattr_);
+      out.attattr = attattr(*model_.model, e.batch, target, attattr_);
       scores = attattr_token_scores(out.attattr);
     } else if (name == "blankout") {
-      scores = token_blankout(model_.model, e.batch, target, blank_id_);
+      scores = token_blankout(*model_.model, e.batch, target, blank_id_);
     } else if (name == "input-x-gradient") {
-      scores = input_x_gradient(model_.model, e.batch, target);
+      scores = input_x_gradient(*model_.model, e.batch, target);
     } else {
       for (const auto& m : graph_)
         if (m->name() == name) scores = m->explain(record).data;

@@ -233,7 +233,7 @@ cv::Mat read_image_rgb(const std::string& path) {
 }
 
 const std::vector<std::string>& preprocess_preset_names() {
-  static const std::vector<std::string> names{"timm-deit", "timm-vit", "hf", "dino", "vit-explain"};
+  static const std::vector<std::string> names{"timm-deit", "timm-vit", "hf", "dino", "clip", "vit-explain"};
   return names;
 }
 
@@ -257,6 +257,12 @@ Preprocess preprocess_preset(const std::string& name, int input_size) {
     p.interpolation = Interpolation::bicubic;
     p.mean = kImageNetMean;
     p.std = kImageNetStd;
+  } else if (name == "clip") {
+    p.resize = ResizeMode::shorter_side;
+    p.resize_shorter = input_size;
+    p.interpolation = Interpolation::bicubic;
+    p.mean = kClipMean;
+    p.std = kClipStd;
   } else if (name == "hf" || name == "vit-explain") {
     p.resize = ResizeMode::exact;
     p.resize_height = p.resize_width = input_size;

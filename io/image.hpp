@@ -67,6 +67,9 @@ struct Preprocess {
 /// ImageNet statistics (torchvision / timm IMAGENET_DEFAULT_MEAN, _STD).
 inline constexpr std::array<double, 3> kImageNetMean{0.485, 0.456, 0.406};
 inline constexpr std::array<double, 3> kImageNetStd{0.229, 0.224, 0.225};
+/// OpenAI CLIP's statistics (clip/clip.py _transform; open_clip OPENAI_DATASET_MEAN, _STD).
+inline constexpr std::array<double, 3> kClipMean{0.48145466, 0.4578275, 0.40821073};
+inline constexpr std::array<double, 3> kClipStd{0.26862954, 0.26130258, 0.27577711};
 
 /// Names accepted by preprocess_preset, in a fixed order (for --help and error messages).
 const std::vector<std::string>& preprocess_preset_names();
@@ -77,6 +80,7 @@ const std::vector<std::string>& preprocess_preset_names();
 ///   timm-vit     shorter side floor(size/0.9) (248), bicubic, crop size, mean = std = 0.5
 ///   hf           exact size x size, bilinear, no crop, mean = std = 0.5 (HF ViTImageProcessor)
 ///   dino         shorter side floor(size*256/224) (256), bicubic, crop size, ImageNet mean/std
+///   clip         shorter side size (224), bicubic, crop size, CLIP mean/std (OpenAI CLIP, open_clip, HF CLIP)
 ///   vit-explain  exact size x size, bicubic, no crop, mean = std = 0.5 (jacobgil/vit-explain, also for DeiT)
 /// Throws InputError for an unknown name (listing the known ones) or a size outside [1, 8192].
 Preprocess preprocess_preset(const std::string& name, int input_size = 224);

@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <map>
+#include <utility>
 
 #include "core/array.hpp"
 #include "io/json_input.hpp"
@@ -71,6 +73,12 @@ bool canonical_id(const std::string& s, int& out) {
   return true;
 }
 
+// Keys whose value the weights fix: each one present must equal what the tensors have.
+void check_against_weights(const json& j, const std::string& where,
+                           std::initializer_list<std::pair<const char*, int>> from_weights) {
+  for (const auto& [key, actual] : from_weights) check_config_matches(j, key, actual, where);
+}
+
 }  // namespace
 
 json parse_config_json(const std::string& text, const std::string& where) {
@@ -135,6 +143,14 @@ void read_config_key(const json& j, const char* key, std::vector<double>& out, c
   out = std::move(items);
 }
 
+void check_config_matches(const json& j, const char* key, int actual, const std::string& where) {
+  int declared = actual;
+  read_int_in(j, key, declared, where, 0);
+  if (declared != actual)
+    throw InputError(where + ": " + key + " is " + std::to_string(declared) + " but the weights have " +
+                     std::to_string(actual));
+}
+
 void read_config_labels(const json& j, std::vector<std::string>& labels, const std::string& where) {
   read_config_key(j, "labels", labels, where);
   if (!present(j, "id2label")) return;
@@ -180,18 +196,21 @@ void read_bert_config_keys(const json& j, BertConfigKeys& k, const std::string& 
   read_int_in(j, "num_attention_heads", k.num_heads, where, 1);
   read_positive(j, "layer_norm_eps", k.layer_norm_eps, where);
   read_config_key(j, "hidden_act", k.hidden_act, where);
-  read_config_key(j, "do_lower_case", k.do_lower_case, where);
   read_config_key(j, "attention_mask_value", k.mask_value, where);
   read_config_labels(j, k.labels, where);
-  const std::pair<const char*, int> from_weights[] = {
-      {"vocab_size", k.vocab_size}, {"hidden_size", k.hidden_size}, {"num_hidden_layers", k.num_layers}};
-  for (const auto& [key, actual] : from_weights) {
-    int declared = actual;
-    read_int_in(j, key, declared, where, 0);
-    if (declared != actual)
-      throw InputError(where + ": " + key + " is " + std::to_string(declared) + " but the weights have " +
-                       std::to_string(actual));
-  }
+  read_int_in(j, "pad_token_id", k.pad_token_id, where, 0);
+  check_against_weights(j, where, {{"vocab_size", k.vocab_size}, {"hidden_size", k.hidden_size},
+                                   {"num_hidden_layers", k.num_layers}});
+}
+
+void read_distilbert_config_keys(const json& j, DistilBertConfigKeys& k, const std::string& where) {
+  read_int_in(j, "n_heads", k.num_heads, where, 1);
+  read_int_in(j, "num_attention_heads", k.num_heads, where, 1);
+  read_config_key(j, "activation", k.activation, where);
+  read_config_labels(j, k.labels, where);
+  check_against_weights(j, where, {{"vocab_size", k.vocab_size}, {"dim", k.dim}, {"hidden_size", k.dim},
+                                   {"n_layers", k.num_layers}, {"num_hidden_layers", k.num_layers},
+                                   {"hidden_dim", k.hidden_dim}});
 }
 
 }  // namespace attnlens

@@ -1,6 +1,9 @@
 #include "io/system.hpp"
 
 #include <algorithm>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -30,6 +33,15 @@ int free_cores() {
   std::stringstream text;
   text << file.rdbuf();
   return file ? free_cores(text.str(), cores) : cores;
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // Setting the thresholds explicitly also turns off glibc's dynamic mmap threshold.
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace attnlens

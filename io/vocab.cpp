@@ -91,8 +91,8 @@ Vocabulary Vocabulary::load(const std::string& path) {
   return build(path, std::move(tokens), "line", 1);
 }
 
-Vocabulary Vocabulary::from_tokens(std::vector<std::string> tokens) {
-  return build("<tokens>", std::move(tokens), "token", 0);
+Vocabulary Vocabulary::from_tokens(std::vector<std::string> tokens, std::string name) {
+  return build(std::move(name), std::move(tokens), "token", 0);
 }
 
 std::optional<std::int64_t> Vocabulary::find(std::string_view token) const {

@@ -29,8 +29,8 @@ class Vocabulary {
   /// UTF-8, and a token that repeats an earlier line (naming both lines).
   static Vocabulary load(const std::string& path);
   /// Builds a vocabulary from tokens in id order; the same checks as load() (messages say "token N" instead of
-  /// "line N").
-  static Vocabulary from_tokens(std::vector<std::string> tokens);
+  /// "line N"). `name` is what messages and name() call it (a file such as vocab.json the tokens came from).
+  static Vocabulary from_tokens(std::vector<std::string> tokens, std::string name = "<tokens>");
 
   std::int64_t size() const { return static_cast<std::int64_t>(tokens_.size()); }
   /// The id of `token`, or nullopt when it is not in the vocabulary.

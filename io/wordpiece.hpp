@@ -17,12 +17,16 @@ namespace attnlens {
 struct TokenizerOptions {
   /// Lowercase each word, and then strip accents (NFD, drop category Mn): bert-*-uncased. Off: case and accents
   /// are kept (bert-*-cased). Hugging Face can strip accents without lowercasing; that combination is not offered.
+  /// Lowercasing is character by character, as Hugging Face's slow tokenizer does it: "ΟΔΟΣ" -> "οδοσ" (Python's
+  /// str.lower() of the whole word would give the final form "οδος").
   bool lowercase = true;
   /// NFC-normalise the text before splitting it into words, as Hugging Face transformers has done since 2023 (PR
   /// #22280); Google's original tokenizer, pytorch_pretrained_bert and older transformers do not.
   bool nfc = true;
   /// Text spelling a special token of the vocabulary ("[MASK]", exactly, case-sensitive) becomes that token, even
   /// inside a word, as Hugging Face's tokenizers do by default (its added-tokens trie); off: it is ordinary text.
+  /// A word that spells one only once the text is cleaned ("[MA" U+200B "SK]", "[MASK" U+0000 "]") stays one
+  /// token too in cased mode (Hugging Face's never_split); lowercased, it no longer matches and is split.
   bool recognise_special_tokens = true;
   /// Most tokens encode() returns, [CLS] and [SEP] included (at least 2).
   int max_length = 512;
@@ -39,6 +43,11 @@ struct Encoding {
   std::vector<std::int64_t> attention_mask;  ///< all 1 (no padding)
   bool truncated = false;                    ///< tokens were dropped to fit max_length
 };
+
+/// Hugging Face's longest_first truncation, shared by the tokenizers: drops tokens from the end until `a` and `b`
+/// together hold at most `room`; one text (`pair` false) from the end of `a`, a pair from the longer one, from `b`
+/// on a tie (its loop pops A only while A is strictly longer). Returns whether anything was dropped.
+bool truncate_longest_first(std::vector<std::string>& a, std::vector<std::string>& b, std::size_t room, bool pair);
 
 class WordPieceTokenizer {
  public:

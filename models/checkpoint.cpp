@@ -1,5 +1,7 @@
 #include "models/checkpoint.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +43,84 @@ torch::Tensor load_checked_tensor(const SafetensorsFile& file, const std::string
 void check_device(const torch::Device& device) {
   if (device.is_cuda() && !torch::cuda::is_available())
     throw InputError("--device cuda: this LibTorch build has no CUDA device available");
+}
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+// "blocks.<chunk>.<index>.rest" -> "blocks.<index>.rest"; any other name unchanged.
+std::string unchunked(const std::string& name) {
+  if (!starts_with(name, "blocks.")) return name;
+  const size_t a = name.find('.', 7);
+  if (a == std::string::npos || !all_digits(name.substr(7, a - 7))) return name;
+  const size_t b = name.find('.', a + 1);
+  if (b == std::string::npos || !all_digits(name.substr(a + 1, b - a - 1))) return name;
+  return "blocks." + name.substr(a + 1);
+}
+
+}  // namespace
+
+CheckpointTensors::CheckpointTensors(SafetensorsFile file, std::string file_name)
+    : file_(std::move(file)), file_name_(std::move(file_name)) {
+  bool has_teacher = false, has_backbone = false;
+  for (const auto& t : file_.tensors()) {
+    const std::string& n = t.name;
+    has_teacher |= starts_with(n, "teacher.");
+    has_backbone |= starts_with(n, "backbone.") || starts_with(n, "teacher.backbone.") ||
+                    starts_with(n, "module.backbone.");
+  }
+  for (const auto& t : file_.tensors()) {
+    std::string s = t.name;
+    if (has_teacher) {
+      if (!starts_with(s, "teacher.")) continue;
+      s = s.substr(8);
+    }
+    if (starts_with(s, "module.")) s = s.substr(7);
+    if (has_backbone) {
+      if (!starts_with(s, "backbone.")) continue;
+      s = s.substr(9);
+    }
+    s = unchunked(s);
+    if (original_.emplace(s, t.name).second) names_.push_back(s);
+  }
+}
+
+CheckpointTensors CheckpointTensors::open(const std::string& weights_path) {
+  return CheckpointTensors(SafetensorsFile::open(weights_path), weights_path);
+}
+
+std::string CheckpointTensors::find_suffix(const std::string& suffix) const {
+  for (const auto& n : names_)
+    if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) return n;
+  return "";
+}
+
+int CheckpointTensors::count_indexed(const std::string& prefix) const {
+  int count = 0;
+  for (const auto& n : names_) {
+    if (!starts_with(n, prefix)) continue;
+    const size_t dot = n.find('.', prefix.size());
+    const std::string index = n.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    if (all_digits(index) && index.size() < 7) count = std::max(count, std::stoi(index) + 1);
+  }
+  return count;
+}
+
+std::vector<std::int64_t> CheckpointTensors::shape_of(const std::string& name) const {
+  const auto it = original_.find(name);
+  if (it == original_.end()) throw InputError(file_name_ + ": missing tensor '" + name + "'");
+  return file_.at(it->second).shape;
+}
+
+torch::Tensor CheckpointTensors::get(const std::string& name, const std::vector<std::int64_t>& shape) const {
+  const auto it = original_.find(name);
+  if (it == original_.end()) throw InputError(file_name_ + ": missing tensor '" + name + "'");
+  return load_checked_tensor(file_, it->second, shape, file_name_);
 }
 
 }  // namespace attnlens

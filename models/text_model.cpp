@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/array.hpp"
+#include "models/roberta.hpp"
 
 namespace attnlens {
 
@@ -11,19 +12,28 @@ namespace fs = std::filesystem;
 
 TextModel load_text_model(const std::string& path, const TextModelSettings& s) {
   const torch::Device device = s.device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  BertClassifier model = BertClassifier::load(path, device);
+  std::unique_ptr<TextClassifier> model = load_text_classifier(path, device);
+  const TextClassifierConfig& c = model->config();
   const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
-  if (!fs::exists(dir / "vocab.txt")) throw InputError("no vocab.txt beside the model in " + dir.string());
-  Vocabulary vocab = Vocabulary::load((dir / "vocab.txt").string());
-  if (vocab.size() != model.config().vocab_size)
-    throw InputError((dir / "vocab.txt").string() + " has " + std::to_string(vocab.size()) +
-                     " tokens but the model's word embeddings have " + std::to_string(model.config().vocab_size) +
-                     " rows: they do not belong together");
-  TokenizerOptions t;
-  t.lowercase = s.lowercase.value_or(model.config().do_lower_case);
-  t.max_length = s.max_length > 0 ? std::min(s.max_length, model.config().max_positions) : model.config().max_positions;
+  TextTokenizerSettings t;
+  t.kind = c.family == "roberta" ? "roberta" : "wordpiece";
+  if (s.lowercase && t.kind != "wordpiece")
+    throw InputError("--cased/--lowercase set WordPiece's casing; " + c.family + " has a byte-level BPE tokenizer");
+  t.lowercase = s.lowercase;
+  t.max_length = s.max_length > 0 ? std::min(s.max_length, c.max_positions) : c.max_positions;
   if (t.max_length < 3) throw InputError("--max-length must be at least 3");
-  WordPieceTokenizer tokenizer(std::move(vocab), t);
+  TextTokenizer tokenizer = TextTokenizer::load(dir.string(), t);
+  const Vocabulary& vocab = tokenizer.vocabulary();
+  if (vocab.size() != c.vocab_size)
+    throw InputError(vocab.name() + " has " + std::to_string(vocab.size()) +
+                     " tokens but the model's word embeddings have " + std::to_string(c.vocab_size) +
+                     " rows: they do not belong together");
+  if (const auto* roberta = dynamic_cast<const RobertaClassifier*>(model.get())) {
+    // Positions count from the padding index, so the tokenizer's <pad> must be it.
+    if (tokenizer.pad_id() != roberta->padding_idx())
+      throw InputError(vocab.name() + ": <pad> is id " + std::to_string(tokenizer.pad_id()) +
+                       " but the model's pad_token_id is " + std::to_string(roberta->padding_idx()));
+  }
   return TextModel{path, std::move(model), std::move(tokenizer)};
 }
 
@@ -36,7 +46,7 @@ EncodedText encode_text(const TextModel& m, const std::string& text) {
   return e;
 }
 
-std::string text_label(const BertConfig& c, std::int64_t k) {
+std::string text_label(const TextClassifierConfig& c, std::int64_t k) {
   if (k >= 0 && k < static_cast<std::int64_t>(c.labels.size())) return c.labels[static_cast<size_t>(k)];
   return std::to_string(k);
 }
@@ -55,14 +65,14 @@ std::vector<double> class_probabilities(const torch::Tensor& logits) {
 std::vector<std::int64_t> predict_classes(const TextModel& m, const std::vector<std::vector<std::int64_t>>& ids,
                                           const torch::Tensor& head_mask, int batch) {
   std::vector<std::int64_t> out;
-  BertIntervention iv;
+  TextIntervention iv;
   iv.head_mask = head_mask;
   for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(batch)) {
     const size_t end = std::min(ids.size(), begin + static_cast<size_t>(batch));
     const std::vector<std::vector<std::int64_t>> rows(ids.begin() + static_cast<std::ptrdiff_t>(begin),
                                                       ids.begin() + static_cast<std::ptrdiff_t>(end));
     const TextBatch b = make_text_batch(rows, {}, m.tokenizer.pad_id());
-    const auto pred = m.model.forward(b, iv).argmax(1).to(torch::kCPU);
+    const auto pred = m.model->forward(b, iv).argmax(1).to(torch::kCPU);
     for (std::int64_t i = 0; i < pred.size(0); ++i) out.push_back(pred[i].item<std::int64_t>());
   }
   return out;

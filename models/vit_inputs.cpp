@@ -8,7 +8,7 @@ namespace attnlens {
 
 namespace fs = std::filesystem;
 
-Preprocess model_preprocess(const VitConfig& c, const std::string& preset_override) {
+Preprocess model_preprocess(const ImageModelConfig& c, const std::string& preset_override) {
   const std::string preset = preset_override.empty() ? c.preprocess : preset_override;
   if (!preset.empty() && preset != "none") return preprocess_preset(preset, c.image_height);
   // Normalisation only; an image of another size is resized to the model's input exactly.
@@ -23,7 +23,7 @@ Preprocess model_preprocess(const VitConfig& c, const std::string& preset_overri
   return p;
 }
 
-torch::Tensor model_input(const Array& tensor, const std::string& name, const VitConfig& c) {
+torch::Tensor model_input(const Array& tensor, const std::string& name, const ImageModelConfig& c) {
   if (tensor.shape != std::vector<std::int64_t>{c.in_chans, c.image_height, c.image_width})
     throw InputError(name + ": preprocessed to " + tensor.shape_string() + " but the model takes [" +
                      std::to_string(c.in_chans) + "," + std::to_string(c.image_height) + "," +
@@ -31,7 +31,7 @@ torch::Tensor model_input(const Array& tensor, const std::string& name, const Vi
   return torch::from_blob(const_cast<double*>(tensor.data.data()), tensor.shape, torch::kFloat64).to(torch::kFloat32);
 }
 
-ModelImage load_model_image(const std::string& path, const Preprocess& preprocess, const VitConfig& c) {
+ModelImage load_model_image(const std::string& path, const Preprocess& preprocess, const ImageModelConfig& c) {
   ModelImage image;
   image.path = path;
   Array tensor;
@@ -52,7 +52,7 @@ torch::Tensor stack_batch(const std::vector<ModelImage>& images, size_t begin, s
   return torch::stack(parts);
 }
 
-ImageDataset open_model_dataset(const std::string& spec, const VitConfig& c, std::size_t limit, bool shuffle,
+ImageDataset open_model_dataset(const std::string& spec, const ImageModelConfig& c, std::size_t limit, bool shuffle,
                                 std::uint64_t seed) {
   ImageDataset data = ImageDataset::open(spec, c.labels);
   data.select(limit, shuffle, seed);
@@ -63,7 +63,7 @@ ImageDataset open_model_dataset(const std::string& spec, const VitConfig& c, std
 namespace {
 
 // The box through preprocess()'s geometry: the resize scales each axis, the centre crop shifts it.
-std::array<int, 4> box_through(const Box& b, cv::Size source, const Preprocess& p, const VitConfig& c) {
+std::array<int, 4> box_through(const Box& b, cv::Size source, const Preprocess& p, const ImageModelConfig& c) {
   double sx = 1.0, sy = 1.0;
   int w = source.width, h = source.height;
   if (p.resize == ResizeMode::exact) {
@@ -87,7 +87,7 @@ std::array<int, 4> box_through(const Box& b, cv::Size source, const Preprocess& 
 }  // namespace
 
 DatasetImage load_dataset_image(const ImageDataset& data, std::size_t index, const Preprocess& pre,
-                                const VitConfig& c) {
+                                const ImageModelConfig& c) {
   DatasetItem item = data.get(index);
   DatasetImage out;
   out.label = item.label;
@@ -105,7 +105,7 @@ DatasetImage load_dataset_image(const ImageDataset& data, std::size_t index, con
   return out;
 }
 
-std::string label_of(const VitConfig& c, std::int64_t k) {
+std::string label_of(const ImageModelConfig& c, std::int64_t k) {
   return k >= 0 && k < static_cast<std::int64_t>(c.labels.size()) ? c.labels[k] : std::to_string(k);
 }
 

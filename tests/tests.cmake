@@ -56,6 +56,27 @@ if(DEBIAN_PYTHON)
   add_test(NAME train_sentiment_smoke
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/train_sentiment_smoke.py)
   set_tests_properties(tokenizer_vs_python train_sentiment_smoke PROPERTIES TIMEOUT 300)
+  # The byte-level BPE tokenizers (RoBERTa, CLIP) against transformers.js (npm, pinned; installed by
+  # tools/fetch_tokenizers_js.sh, skipped when npm is unreachable) and transcriptions of the Python references.
+  add_test(NAME bpe_vs_transformers_js
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/bpe_vs_transformers_js.py $<TARGET_FILE:attnlens>)
+  set_tests_properties(bpe_vs_transformers_js PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+  # DistilBERT and RoBERTa against independent PyTorch implementations (random weights, small and DistilBERT-base
+  # shapes; attention gradients), the text commands on them, and bad checkpoints.
+  add_test(NAME text_families_vs_pytorch
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/text_families_vs_pytorch.py $<TARGET_FILE:attnlens>)
+  set_tests_properties(text_families_vs_pytorch PROPERTIES TIMEOUT 300)
+  # DINOv2 (hub, timm and Hugging Face names; 0 and 4 registers; SwiGLU; position resampling per source), DeiT III
+  # and CLIP (open_clip and Hugging Face names, zero-shot over prompts) against independent torch.nn implementations
+  # written from MODELS.md, then every image command on small random checkpoints of each and their bad-input errors.
+  foreach(family dinov2 deit3 clip)
+    add_test(NAME ${family}_vs_pytorch
+      COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/${family}_vs_pytorch.py $<TARGET_FILE:attnlens>)
+    set_tests_properties(${family}_vs_pytorch PROPERTIES TIMEOUT 300)
+  endforeach()
+  add_test(NAME image_families_cli
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/image_families_cli.py $<TARGET_FILE:attnlens>)
+  set_tests_properties(image_families_cli PROPERTIES TIMEOUT 300)
   # The text commands on the bundled sentiment BERT: reference logits, every method, tree, prune, triggers,
   # attack words, and bad input.
   add_test(NAME cli_text

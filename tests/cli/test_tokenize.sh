@@ -157,7 +157,7 @@ printf 'the cat\nbad \xff\n' >"$T/bad_texts.txt"
 err "invalid UTF-8 line in --texts (nothing printed)" "line 2: text is not valid UTF-8 (byte offset 4)" \
   tokenize --vocab "$V" --texts "$T/bad_texts.txt"
 err "missing --texts file" "cannot read" tokenize --vocab "$V" --texts "$T/absent_texts.txt"
-err "bad config.json" "not valid JSON" tokenize --vocab "$T/bad_config" "the"
+err "bad config.json" "invalid JSON" tokenize --vocab "$T/bad_config" "the"
 err "--lowercase with --cased" "excludes" tokenize --vocab "$V" --lowercase --cased "the"
 err "--max-length 1" "--max-length 1" tokenize --vocab "$V" --max-length 1 "the"
 err "pair with --max-length 2" "too small for a pair" tokenize --vocab "$V" --max-length 2 "a" "b"

@@ -149,6 +149,14 @@ put("image", "png_tall_1x400.bin", params(1, 224, 0) + png(1, 400, rgb=False))
 put("image", "bmp_none_pad.bin", params(0 | 0x10, 0, 0, 9, 3) + bmp(3, 2))
 put("image", "synthetic_area.bin", params(2 | (3 << 2), 3, 5) + bytes([7, 9]) + bytes(range(64)))
 
+# ---- bpe: byte 0 flags (1 CLIP, 2 prefix space, 4 special tokens, 8 pair, 16 pad, 0x40 files), byte 1 max_length ----
+for i, (flags, text) in enumerate([
+        (4, "Hello  world's 2024!! \n ok"), (5, "A Photo of a CAT!! <|endoftext|> caf\u00e9"), (4 | 8, "the a\x1ethe b"),
+        (6, "the <mask> thing"), (1 | 16, "\u039f\u0394\u039f\u03a3 it's"), (0, "aaaaaaaa" * 8),
+        (4, "\U0001f468\u200d\U0001f469 \ufeff\x85\x1c x"), (1, "\u00a0\u2003 mixed\u3000SPACES "), (4, "")]):
+    put("bpe", f"text{i}.bin", bytes([flags, 40 if i % 2 else 77]) + text.encode())
+put("bpe", "files.bin", bytes([0x40 | 4, 16]) + b'{"<s>": 0, "</s>": 1, "a": 2}' + b"\0" + b"#version: 0.2\na a\n")
+
 # ---- options: byte 0 picks the parser (0 grid, 1 decimal, 2 resize, 3 crop, 4 interpolation, 5 mean/std list
 # (+8: positive), 6 "preset size", 7 split) ----
 for i, (kind, text) in enumerate([

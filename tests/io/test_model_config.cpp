@@ -90,20 +90,42 @@ TEST(ModelConfig, BertKeysAndDeclaredSizes) {
   k.vocab_size = 2500;
   k.hidden_size = 64;
   k.num_layers = 4;
-  read_bert_config_keys(parse_config_json(R"({"num_attention_heads": 4, "hidden_act": "relu", "do_lower_case": false,
+  read_bert_config_keys(parse_config_json(R"({"num_attention_heads": 4, "hidden_act": "relu", "pad_token_id": 1,
     "vocab_size": 2500, "attention_mask_value": -3.4028234663852886e38})",
                                           "c"),
                         k, "c");
   EXPECT_EQ(k.num_heads, 4);
   EXPECT_EQ(k.hidden_act, "relu");
-  EXPECT_FALSE(k.do_lower_case);
+  EXPECT_EQ(k.pad_token_id, 1);
   EXPECT_EQ(k.mask_value, -3.4028234663852886e38);
   const auto bert_error = [&](const std::string& text) {
     return error_of([&] { read_bert_config_keys(parse_config_json(text, "c"), k, "c"); });
   };
   EXPECT_EQ(bert_error(R"({"hidden_size": 768})"), "c: hidden_size is 768 but the weights have 64");
   EXPECT_TRUE(has(bert_error(R"({"vocab_size": 2500.0})"), "'vocab_size' must be an integer in [0, 2147483647]"));
-  EXPECT_TRUE(has(bert_error(R"({"do_lower_case": 1})"), "'do_lower_case' must be true or false, got 1"));
+  EXPECT_TRUE(has(bert_error(R"({"pad_token_id": -1})"), "'pad_token_id' must be an integer in [0, "));
+}
+
+TEST(ModelConfig, DistilBertKeysUnderEitherName) {
+  DistilBertConfigKeys k;
+  k.vocab_size = 100;
+  k.dim = 32;
+  k.num_layers = 2;
+  k.hidden_dim = 64;
+  read_distilbert_config_keys(parse_config_json(R"({"n_heads": 4, "dim": 32, "n_layers": 2, "hidden_dim": 64,
+    "activation": "relu", "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}})", "c"), k, "c");
+  EXPECT_EQ(k.num_heads, 4);
+  EXPECT_EQ(k.activation, "relu");
+  EXPECT_EQ(k.labels, (std::vector<std::string>{"NEGATIVE", "POSITIVE"}));
+  read_distilbert_config_keys(parse_config_json(R"({"num_attention_heads": 2})", "c"), k, "c");
+  EXPECT_EQ(k.num_heads, 2);
+  const auto error = [&](const std::string& text) {
+    return error_of([&] { read_distilbert_config_keys(parse_config_json(text, "c"), k, "c"); });
+  };
+  EXPECT_EQ(error(R"({"dim": 768})"), "c: dim is 768 but the weights have 32");
+  EXPECT_EQ(error(R"({"hidden_dim": 3072})"), "c: hidden_dim is 3072 but the weights have 64");
+  EXPECT_EQ(error(R"({"vocab_size": 30522})"), "c: vocab_size is 30522 but the weights have 100");
+  EXPECT_TRUE(has(error(R"({"n_heads": 0})"), "'n_heads' must be an integer in [1, "));
 }
 
 TEST(JsonInput, DepthDuplicatesAndShortMessages) {

@@ -1,6 +1,10 @@
 // io/system: the free-core count that sizes LibTorch's thread pool by default.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <thread>
 
 #include "io/system.hpp"
@@ -29,6 +33,23 @@ TEST(FreeCores, OnThisMachineBetweenOneAndAllCores) {
   EXPECT_GE(n, 1);
   EXPECT_LE(n, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
+
+#if defined(__GLIBC__)
+TEST(KeepFreedMemory, LargeBlocksComeFromTheHeapNotFreshMappings) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator replaces glibc's (its mallopt does nothing)";
+#endif
+  ASSERT_TRUE(keep_freed_memory());
+  // 8 MB is above glibc's default mmap threshold in a fresh process (128 KB): by default it would be a mapping of
+  // its own (mallinfo2's hblkhd grows), unmapped again on free. With the setting it comes from the heap.
+  constexpr std::size_t kSize = 8u << 20;
+  const std::size_t mapped_before = mallinfo2().hblkhd;
+  void* block = std::malloc(kSize);
+  ASSERT_NE(block, nullptr);
+  EXPECT_EQ(mallinfo2().hblkhd, mapped_before);
+  std::free(block);
+}
+#endif
 
 }  // namespace
 }  // namespace attnlens

@@ -90,7 +90,9 @@ TEST(WordPieceBasic, UncasedTable) {
       {"tab, newline, CR are spaces", "a\tb\nc\rd", {"a", "b", "c", "d"}},
       {"NBSP and ideographic space (Zs) are spaces", "a\u00a0" "b\u3000" "c", {"a", "b", "c"}},
       {"line separator (Zl) splits", "a\u2028" "b", {"a", "b"}},
-      {"final sigma", "\u039f\u0394\u039f\u03a3", {"\u03bf\u03b4\u03bf\u03c2"}},
+      // Hugging Face lowercases one character at a time: no Final_Sigma (str.lower() of the word would give ς).
+      {"capital sigma at a word's end lowercases to medial sigma", "\u039f\u0394\u039f\u03a3",
+       {"\u03bf\u03b4\u03bf\u03c3"}},
       {"initial sigma", "\u03a3\u0391", {"\u03c3\u03b1"}},
       {"dotted capital I", "\u0130stanbul", {"istanbul"}},
       {"Hangul syllable stays decomposed (NFD)", "\ud55c", {"\u1112\u1161\u11ab"}},
@@ -229,6 +231,22 @@ TEST(WordPieceEncode, SpecialTokensInTextAreRecognised) {
   TokenizerOptions o;
   o.recognise_special_tokens = false;
   EXPECT_EQ(make_tokenizer(o).encode("[MASK]").ids, (Ids{2, 35, 37, 36, 3}));
+}
+
+TEST(WordPieceEncode, SpecialTokenSpelledOnlyAfterCleaningIsOneTokenInCasedMode) {
+  // Hugging Face: the added-tokens split sees "[MA" U+200B "SK]" (no match); cleaning then drops the zero-width
+  // space (Cf) or NUL, and BasicTokenizer's never_split keeps the word "[MASK]" whole. Uncased, the text was
+  // lowercased first ("[mask]"), which is not a special token, so it is split on punctuation.
+  const WordPieceTokenizer cased_tok = make_tokenizer(cased());
+  EXPECT_EQ(cased_tok.encode("the [MA\u200bSK] sat").ids, (Ids{2, 5, 4, 7, 3}));
+  EXPECT_EQ(cased_tok.encode(std::string("[MASK\0]", 7)).ids, (Ids{2, 4, 3}));
+  EXPECT_EQ(make_tokenizer().encode("[MA\u200bSK]").ids, (Ids{2, 35, 37, 36, 3}));
+  // Only a whole word: glued to other letters it is split as any text.
+  EXPECT_EQ(cased_tok.encode("a[MA\u200bSK]").tokens, (Tokens{"[CLS]", "a", "[", "[UNK]", "]", "[SEP]"}));
+  // Without special-token recognition (Hugging Face's split_special_tokens) there is no never_split either.
+  TokenizerOptions o = cased();
+  o.recognise_special_tokens = false;
+  EXPECT_EQ(make_tokenizer(o).encode("[MA\u200bSK]").tokens, (Tokens{"[CLS]", "[", "[UNK]", "]", "[SEP]"}));
 }
 
 TEST(WordPieceEncode, SingleTextIsTruncatedFromTheEnd) {

@@ -1,5 +1,5 @@
-// explain_vit: load a Vision Transformer (ViT, DeiT, DINO; timm or Hugging Face names) from a folder with
-// model.safetensors and config.json, and explain its decision on one image with attention rollout and Chefer et
+// explain_vit: load an image Transformer of any family attnlens knows (ViT, DeiT, DINO, DeiT III, DINOv2, CLIP)
+// from a folder with model.safetensors and its config files, and explain its decision on one image with attention rollout and Chefer et
 // al.'s relevance: one forward and one backward pass serve both methods.
 //
 //   explain_vit MODEL_DIR IMAGE OUT_DIR    writes OUT_DIR/{rollout,chefer}.npy (patch maps) and .png (overlays)
@@ -7,6 +7,7 @@
 #include <attnlens/models.hpp>
 #include <attnlens/viz.hpp>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -16,15 +17,15 @@ int main(int argc, char** argv) {
   }
   const std::string model_dir = argv[1], image_path = argv[2], out = argv[3];
   try {
-    const attnlens::VisionTransformer model = attnlens::VisionTransformer::load(model_dir);
-    const attnlens::VitConfig& config = model.config();
+    const std::unique_ptr<attnlens::ImageClassifier> model = attnlens::load_image_classifier(model_dir);
+    const attnlens::ImageModelConfig& config = model->config();
     // The image, resized and normalised as the model expects (config.json's preprocessing).
     const attnlens::ModelImage image =
         attnlens::load_model_image(image_path, attnlens::model_preprocess(config), config);
 
     attnlens::MethodSettings settings;  // defaults: the CLS token, mean fusion, Abnar rollout, start layer 0
     const attnlens::ImageExplainer explainer({"rollout", "chefer"}, settings);
-    const attnlens::VitCapture capture = explainer.capture(model, image.tensor.unsqueeze(0));  // a batch of one
+    const attnlens::ImageCapture capture = explainer.capture(*model, image.tensor.unsqueeze(0));  // a batch of one
     const attnlens::AttentionRecord record = explainer.record(capture, 0, attnlens::token_layout(config));
     const std::int64_t predicted = capture.logits[0].argmax().item<std::int64_t>();
     std::printf("%s: predicted %s\n", image_path.c_str(), attnlens::label_of(config, predicted).c_str());
