@@ -123,4 +123,16 @@ torch::Tensor CheckpointTensors::get(const std::string& name, const std::vector<
   return load_checked_tensor(file_, it->second, shape, file_name_);
 }
 
+torch::Tensor target_index(const torch::Tensor& logits, std::vector<std::int64_t> targets, const std::string& noun) {
+  const std::int64_t C = logits.size(1);
+  const auto predicted = logits.detach().argmax(1).to(torch::kCPU);
+  for (size_t b = 0; b < targets.size(); ++b) {
+    if (targets[b] < 0) targets[b] = predicted[static_cast<std::int64_t>(b)].item<std::int64_t>();
+    if (targets[b] >= C)
+      throw InputError(noun + " " + std::to_string(targets[b]) + " is out of range: the model has " +
+                       std::to_string(C) + " classes (0.." + std::to_string(C - 1) + ")");
+  }
+  return torch::tensor(targets, torch::kInt64).to(logits.device()).unsqueeze(1);
+}
+
 }  // namespace attnlens

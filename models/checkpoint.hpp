@@ -32,6 +32,11 @@ std::string shape_text(const std::vector<std::int64_t>& shape);
 torch::Tensor load_checked_tensor(const SafetensorsFile& file, const std::string& name,
                                   const std::vector<std::int64_t>& shape, const std::string& file_name);
 
+/// The class each row of `logits` [B, C] is explained for, as a [B, 1] int64 index on the logits' device: targets[b],
+/// or the predicted class where it is negative. InputError "<noun> c is out of range: the model has C classes
+/// (0..C-1)" for a class past the end.
+torch::Tensor target_index(const torch::Tensor& logits, std::vector<std::int64_t> targets, const std::string& noun);
+
 /// Moves the model's tensors to `device`; InputError when CUDA is asked for and not available.
 void check_device(const torch::Device& device);
 

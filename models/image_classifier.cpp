@@ -111,16 +111,7 @@ ImageCapture ImageClassifier::capture(const torch::Tensor& images, const std::ve
     throw InputError("one target class per image is needed");
   auto input = images.to(device_).detach().requires_grad_(true);
   cap.logits = run(input, &cap);
-  const std::int64_t C = cap.logits.size(1);
-  std::vector<std::int64_t> chosen = targets;
-  const auto predicted = cap.logits.detach().argmax(1).to(torch::kCPU);
-  for (size_t b = 0; b < chosen.size(); ++b) {
-    if (chosen[b] < 0) chosen[b] = predicted[static_cast<std::int64_t>(b)].item<std::int64_t>();
-    if (chosen[b] >= C)
-      throw InputError("category " + std::to_string(chosen[b]) + " is out of range: the model has " +
-                       std::to_string(C) + " classes (0.." + std::to_string(C - 1) + ")");
-  }
-  auto index = torch::tensor(chosen, torch::kInt64).to(device_).unsqueeze(1);
+  const auto index = target_index(cap.logits, targets, "category");
   // d(sum of target logits): images are independent, so each image's gradients are its own target's.
   cap.logits.gather(1, index).sum().backward();
   for (size_t l = 0; l < cap.attention.size(); ++l) {

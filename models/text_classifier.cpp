@@ -180,16 +180,7 @@ TextCapture TextClassifier::capture(const TextBatch& batch, const std::vector<st
     throw InputError("one target class per text is needed");
   cap.embeddings = embedding_output(batch).detach().requires_grad_(true);
   cap.logits = forward_from(cap.embeddings, batch.attention_mask, 0, iv, &cap);
-  const std::int64_t C = cap.logits.size(1);
-  std::vector<std::int64_t> chosen = targets;
-  const auto predicted = cap.logits.detach().argmax(1).to(torch::kCPU);
-  for (size_t b = 0; b < chosen.size(); ++b) {
-    if (chosen[b] < 0) chosen[b] = predicted[static_cast<std::int64_t>(b)].item<std::int64_t>();
-    if (chosen[b] >= C)
-      throw InputError("label " + std::to_string(chosen[b]) + " is out of range: the model has " +
-                       std::to_string(C) + " classes (0.." + std::to_string(C - 1) + ")");
-  }
-  const auto index = torch::tensor(chosen, torch::kInt64).to(device_).unsqueeze(1);
+  const auto index = target_index(cap.logits, targets, "label");
   const auto values = kind == TargetKind::Probability ? torch::softmax(cap.logits, 1) : cap.logits;
   // Texts are independent, so each text's gradients are its own target's.
   values.gather(1, index).sum().backward();
