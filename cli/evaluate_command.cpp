@@ -31,6 +31,8 @@ struct EvaluateState {
   bool resume = false;
   bool quiet = false;
   std::string output;
+  MethodSettings settings;
+  std::string atman_threshold = "0.6";
 };
 
 std::string joined(const std::vector<std::string>& v) {
@@ -44,8 +46,13 @@ void run_evaluate(const EvaluateState& st) {
   if (st.data.empty()) throw InputError("--data is required");
   EvaluationPlan plan;
   plan.methods = st.methods;
-  if (plan.methods.size() == 1 && plan.methods[0] == "all")
-    plan.methods = {"raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer"};
+  if (plan.methods.size() == 1 && plan.methods[0] == "all") {  // every method with one map per image
+    plan.methods.clear();
+    for (const auto& name : image_method_names())
+      if (name != "heads") plan.methods.push_back(name);
+  }
+  plan.settings = st.settings;
+  resolve_relevance_options(plan.settings, st.atman_threshold);
   plan.baselines = st.baselines.size() == 1 && st.baselines[0] == "none" ? std::vector<std::string>{} : st.baselines;
   plan.metrics = EvaluationMetrics::parse(st.metrics);
   plan.seed = st.seed;
@@ -125,7 +132,7 @@ void run_evaluate(const EvaluateState& st) {
   std::vector<GalleryEntry> gallery;
   {
     EvaluationPlan light = plan;
-    light.metrics = EvaluationMetrics{plan.metrics.blankout, false, false, false, false, false};
+    light.metrics = EvaluationMetrics{plan.metrics.blankout, false, false, false, false, false, false};
     const ImageEvaluator painter(*model, space, light);
     std::vector<EvaluationImage> first;
     std::vector<cv::Mat> pictures;
@@ -205,11 +212,14 @@ void add_evaluate_command(CLI::App& app, Action& action) {
                   "Images: 'canvas' (the bundled model's Fashion-MNIST canvas set, with boxes), a folder with "
                   "samples.json (boxes), an IDX file or folder, a folder of class folders, or a folder of images")
       ->required();
-  cmd->add_option("--methods", st->methods, "Methods to score (comma list, or all)")->delimiter(',');
+  cmd->add_option("--methods", st->methods,
+                  "Methods to score (comma list, or all; default raw, rollout, grad-rollout, flow, chefer): any of "
+                  "explain's but heads")
+      ->delimiter(',');
   cmd->add_option("--baselines", st->baselines, "Baselines scored like methods: random, centre, or none")
       ->delimiter(',');
   cmd->add_option("--metrics", st->metrics,
-                  "blankout, deletion, insertion, positive, negative, localization (comma list) or all; "
+                  "blankout, deletion, insertion, positive, negative, localization, saco (comma list) or all; "
                   "localization is skipped on data without boxes unless asked for");
   cmd->add_option("--limit", st->limit, "Only the first N images (after --shuffle); 0 = all");
   cmd->add_flag("--shuffle", st->shuffle, "Shuffle the data set first (with --seed)");
@@ -220,6 +230,7 @@ void add_evaluate_command(CLI::App& app, Action& action) {
   cmd->add_flag("--resume", st->resume, "Continue the run in -o DIR where it stopped (same options)");
   cmd->add_flag("-q,--quiet", st->quiet, "No progress bar or summary on the terminal");
   cmd->add_option("-o,--output", st->output, "Output folder")->required();
+  add_relevance_options(cmd, st->settings, st->atman_threshold, /*with_steps=*/true);
   cmd->callback([st, &action] { action = [st] { run_evaluate(*st); }; });
 }
 

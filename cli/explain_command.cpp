@@ -32,6 +32,7 @@ struct ExplainState {
   std::string output;
   bool quiet = false;
   TextExplainOptions text;  ///< --text/--texts: explain a BERT classifier instead
+  std::string atman_threshold = "0.6";
 };
 
 Array mean_over_heads(const Array& maps) {  // [H,gh,gw] -> [gh,gw]
@@ -65,14 +66,16 @@ void run_explain(ExplainState& st) {
                    : st.mode == "chefer"              ? RolloutMode::Chefer
                                                       : RolloutMode::Abnar;
   s.residual = st.residual == "none" ? Residual::None : Residual::Half;
-  if (st.methods.size() == 1 && st.methods[0] == "all") st.methods = method_names();
+  s.steps = st.text.steps;
+  resolve_relevance_options(s, st.atman_threshold);
+  if (st.methods.size() == 1 && st.methods[0] == "all") st.methods = image_method_names();
   const ImageExplainer explainer(st.methods, s);
-  const auto& methods = explainer.methods();
   if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1] (0 = no masks)");
 
   const std::unique_ptr<ImageClassifier> model = load_model(st.model);
   const ImageModelConfig& c = model->config();
   const TokenLayout layout = token_layout(c);
+  explainer.check(c);
   if (s.query_row < 0 || s.query_row >= c.tokens()) throw InputError("--query-row is out of range for this model");
   if (st.category >= c.num_classes) {
     throw InputError("--category " + std::to_string(st.category) + " is out of range: the model has " +
@@ -104,7 +107,8 @@ void run_explain(ExplainState& st) {
     const size_t end = std::min(images.size(), begin + static_cast<size_t>(st.model.batch));
     const auto t0 = std::chrono::steady_clock::now();
     // One forward and, when a method needs gradients, one backward for every method of the batch.
-    const ImageCapture cap = explainer.capture(*model, stack_batch(images, begin, end), st.category);
+    const torch::Tensor batch = stack_batch(images, begin, end);
+    const ImageCapture cap = explainer.capture(*model, batch, st.category);
     capture_seconds += seconds_since(t0);
     for (size_t i = begin; i < end; ++i) {
       const int64_t b = static_cast<int64_t>(i - begin);
@@ -122,29 +126,30 @@ void run_explain(ExplainState& st) {
       const int display_width = images[i].rgb.empty() || images[i].rgb.cols >= 160 ? 0 : 160;
       if (!images[i].rgb.empty())
         figures.push_back({png_data_uri(rgb_to_bgr(images[i].rgb)), "input: " + label_of(c, predicted), display_width});
-      for (const auto& m : methods) {
-        const auto tm = std::chrono::steady_clock::now();
-        const Array map = m->explain(record);
-        method_seconds[m->name()] += seconds_since(tm);
+      for (const MethodMap& m : explainer.explain(*model, cap, batch, b, target, layout)) {
+        const Array& map = m.map;
+        method_seconds[m.method] += m.seconds;
         const Array mask = map.rank() == 3 ? mean_over_heads(map) : map;
-        const std::string base = stem + "_" + m->name();
+        const std::string base = stem + "_" + m.method;
         files.emplace_back(
             (out / (base + ".npy")).string(),
             encode_array(map, map.rank() == 3 ? DimNames{"head", "row", "col"} : DimNames{"row", "col"}, ".npy"));
-        entry["outputs"][m->name()] = base + ".npy";
-        csv << csv_field(images[i].path) << "," << m->name() << "," << target << "," << csv_field(label_of(c, target));
+        entry["outputs"][m.method] = base + ".npy";
+        csv << csv_field(images[i].path) << "," << m.method << "," << target << "," << csv_field(label_of(c, target));
         for (double v : mask.data) csv << "," << fmt_number(v);
         csv << "\n";
         if (images[i].rgb.empty()) continue;  // a preprocessed tensor has no picture to draw on
         // vit-explain's pipeline (/max) for the attention and rollout maps it defined; Chefer's (min-max) for his
         // relevance, and min-max for flow too: flow values are often within a few percent of each other, so /max
         // would paint the whole image one colour.
-        const std::string& name = m->name();
-        const bool minmax = name == "chefer" || name == "flow" || name == "flow-metzger";
-        cv::Mat picture = name == "chefer" ? overlay_chefer(images[i].rgb, scale_for_display(mask, true))
+        // The relevance methods that followed Chefer's are shown his way too.
+        const std::string& name = m.method;
+        const bool chefer_style = name == "chefer" || is_model_method(name) || name == "grad-sam";
+        const bool minmax = chefer_style || name == "flow" || name == "flow-metzger";
+        cv::Mat picture = chefer_style ? overlay_chefer(images[i].rgb, scale_for_display(mask, true))
                                            : overlay_vit_explain(images[i].rgb, scale_for_display(mask, minmax));
         files.emplace_back((out / (base + ".png")).string(), encode_png(picture));
-        figures.push_back({png_data_uri(picture), m->name(), display_width});
+        figures.push_back({png_data_uri(picture), m.method, display_width});
         if (map.rank() == 3) {  // per-head grid, with DINO's mass-threshold masks when asked
           const Array masks = st.threshold > 0 ? threshold_masks(map, st.threshold) : Array();
           const cv::Mat grid = head_grid(map, {}, masks);
@@ -168,7 +173,7 @@ void run_explain(ExplainState& st) {
   files.emplace_back((out / "index.html").string(), page.html());
   for (const auto& [path, content] : files) write_file_atomic(path, content);
   if (!st.quiet) {
-    std::cout << "explained " << images.size() << " image(s) with " << methods.size() << " method(s) in "
+    std::cout << "explained " << images.size() << " image(s) with " << explainer.names().size() << " method(s) in "
               << fmt_number(capture_seconds) << " s of model time";
     for (const auto& [name, secs] : method_seconds) std::cout << ", " << name << " " << fmt_number(secs) << " s";
     std::cout << "\noutputs written to " << out.string() << " (open index.html)" << std::endl;
@@ -188,8 +193,9 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("images", st->inputs, "Image files, folders of images, or preprocessed [3,H,W] .npy");
   add_model_options(sub, st->model);
   sub->add_option("--method", st->methods,
-                  "Methods, comma-separated, or all: raw, rollout, grad-rollout, flow, flow-metzger, chefer, heads "
-                  "(default rollout); for texts also attattr, blankout, input-x-gradient (not heads). All "
+                  "Methods, comma-separated, or all: raw, rollout, grad-rollout, flow, flow-metzger, chefer, grad-sam, "
+                  "heads (default rollout), and the ones that run the model again: agcam, bi-attn, bi-attn-token, "
+                  "atman, attnlrp, cp-lrp; for texts also attattr, blankout, input-x-gradient (not heads). All "
                   "attention methods share one forward (and one backward)")
       ->delimiter(',');
   sub->add_option("--category", st->category, "Class to explain (default: the predicted class)")
@@ -204,7 +210,7 @@ void add_explain_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"abnar", "vit-explain-reference", "chefer"}));
   sub->add_flag("--reference", st->settings.reference,
                 "grad-rollout as vit-explain computes it: reversed layer pairing, score gradients, column quirk "
-                "(spec 2); default: the fixed form");
+                "(spec 2); atman with the reference code's sign (negative = important); default: the fixed forms");
   sub->add_option("--residual", st->residual, "Residual for rollout/flow: half (default) or none")
       ->check(CLI::IsMember({"half", "none"}));
   sub->add_option("--start-layer", st->settings.start_layer, "First layer for rollout and chefer (default 0)");
@@ -212,6 +218,7 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("--threshold", st->threshold, "heads: also draw DINO mass-threshold masks at this share, e.g. 0.6");
   sub->add_option("-o,--output", st->output, "Output folder")->required();
   sub->add_flag("-q,--quiet", st->quiet, "No progress bar or summary lines");
+  add_relevance_options(sub, st->settings, st->atman_threshold, /*with_steps=*/false);
   auto* text = sub->add_option_group("Text (BERT classifiers)");
   text->add_option("--text", st->text.texts,
                    "A text to explain (repeatable); --model is then a BERT folder "
@@ -223,7 +230,8 @@ void add_explain_command(CLI::App& app, Action& action) {
                    "Class AttAttr and the other methods explain: predicted (default) or gold (--label); "
                    "--category overrides both")
       ->check(CLI::IsMember({"predicted", "gold"}));
-  text->add_option("--steps", st->text.steps, "attattr: integration steps m (default 20, the paper's)");
+  sub->add_option("--steps", st->text.steps,
+                  "Integration steps: attattr's m (default 20, the paper's), bi-attn's gradient path points (20)");
   text->add_option("--riemann", st->text.riemann,
                    "attattr: right (default, the paper: alpha = k/m, k = 1..m) or left (the reference code: "
                    "k = 0..m-1)")

@@ -122,4 +122,42 @@ cv::Mat rgb_to_bgr(const cv::Mat& rgb) {
   return bgr;
 }
 
+void add_relevance_options(CLI::App* app, MethodSettings& s, std::string& atman_threshold, bool with_steps) {
+  auto* g = app->add_option_group("Methods that run the model again (attnlrp, cp-lrp, bi-attn, agcam, atman)");
+  g->add_option("--gamma-conv", s.gamma_conv,
+                "attnlrp/cp-lrp: zennit's Gamma on the patch embedding (default 0.25, a toolkit choice: the "
+                "reference sets none; 0 = the plain z-rule)");
+  g->add_option("--gamma-linear", s.gamma_linear,
+                "attnlrp/cp-lrp: Gamma on the feed-forward linears and the head (default 0.05; 0 = none)");
+  g->add_flag("--gamma-attention-projections", s.gamma_attention_projections,
+              "attnlrp/cp-lrp: Gamma also on qkv and the attention output projection (LXT's torchvision ViT never "
+              "reaches them)");
+  g->add_option("--bi-start-layer", s.bi_start_layer,
+                "bi-attn/bi-attn-token: first 0-based block aggregated (default: the authors' block 3 of 12 for "
+                "bi-attn, 5 of 12 for bi-attn-token, scaled to the depth)");
+  if (with_steps)
+    g->add_option("--steps", s.steps, "bi-attn/bi-attn-token: points of the gradient path, 0 and 1 included "
+                                      "(default 20)");
+  g->add_option("--atman-factor", s.atman_factor, "atman: multiplier of the suppressed key column (default 0.1)");
+  g->add_option("--atman-threshold", atman_threshold,
+                "atman: cosine similarity from which tokens are suppressed with the explained one (default 0.6, the "
+                "reference's), or none");
+  g->add_option("--method-batch", s.batch, "atman/bi-attn: model inputs per pass (default 16)")
+      ->check(CLI::PositiveNumber);
+}
+
+void resolve_relevance_options(MethodSettings& s, const std::string& atman_threshold) {
+  if (atman_threshold == "none") {
+    s.atman_threshold = std::nan("");
+    return;
+  }
+  try {
+    size_t used = 0;
+    s.atman_threshold = std::stod(atman_threshold, &used);
+    if (used != atman_threshold.size()) throw std::invalid_argument(atman_threshold);
+  } catch (const std::exception&) {
+    throw InputError("--atman-threshold must be a number in [0, 1] or none, got '" + atman_threshold + "'");
+  }
+}
+
 }  // namespace attnlens::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/attention_commands.hpp"
+#include "explain/method.hpp"
 #include "models/vit_inputs.hpp"
 
 namespace attnlens::cli {
@@ -43,6 +44,13 @@ std::vector<std::string> expand_image_paths(const std::vector<std::string>& inpu
 /// LibTorch's threads: `threads`, or free_cores() (io/system.hpp) when 0: on a shared machine threads beyond the free
 /// cores only wait for one another.
 void set_threads(int threads);
+
+/// Options of the methods that run the model again (attnlrp, cp-lrp, bi-attn, bi-attn-token, atman), for explain
+/// and evaluate: --gamma-conv, --gamma-linear, --gamma-attention-projections, --bi-start-layer, --atman-factor,
+/// --atman-threshold (a number or none, into `atman_threshold`), --method-batch; --steps with `with_steps`.
+void add_relevance_options(CLI::App* app, MethodSettings& settings, std::string& atman_threshold, bool with_steps);
+/// settings.atman_threshold from the option's text ("none": NaN). InputError for anything else but a number.
+void resolve_relevance_options(MethodSettings& settings, const std::string& atman_threshold);
 
 /// An 8-bit RGB picture in OpenCV's BGR order, for encode_png and the overlays' outputs.
 cv::Mat rgb_to_bgr(const cv::Mat& rgb);

@@ -207,4 +207,114 @@ Array chefer_relevance_row(const AttentionView& attention, const AttentionView& 
   return out;
 }
 
+namespace {
+
+void check_first_block(int first_block, int layers, const char* method) {
+  if (first_block < 0 || first_block >= layers)
+    throw InputError(std::string(method) + ": the first block must be in [0, " + std::to_string(layers) + "), got " +
+                     std::to_string(first_block));
+}
+
+Array identity(int n) {
+  Array r({n, n});
+  for (int i = 0; i < n; ++i) r.data[static_cast<std::size_t>(i) * n + i] = 1.0;
+  return r;
+}
+
+// R <- R + M R for an [n,n] M.
+void add_product(const std::vector<double>& m, Array& r, std::vector<double>& scratch) {
+  const int n = static_cast<int>(r.shape[0]);
+  multiply(m.data(), r.data.data(), scratch.data(), n);
+  for (std::size_t e = 0; e < r.data.size(); ++e) r.data[e] += scratch[e];
+}
+
+}  // namespace
+
+Array grad_sam(const AttentionView& attention, const AttentionView& gradient) {
+  check_pair(attention, gradient, "Grad-SAM");
+  const int L = attention.layers, H = attention.heads, N = attention.tokens;
+  Array out({N});
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      const double *a = attention.matrix(l, h), *g = gradient.matrix(l, h);
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) {
+          const std::size_t e = static_cast<std::size_t>(i) * N + j;
+          out.data[j] += a[e] * std::max(0.0, g[e]);
+        }
+    }
+  const double count = static_cast<double>(L) * H * N;
+  for (double& v : out.data) v /= count;
+  return out;
+}
+
+Array agcam_row(const AttentionView& scores, const AttentionView& gradient, int row) {
+  check_pair(scores, gradient, "AG-CAM");
+  const int L = scores.layers, H = scores.heads, N = scores.tokens;
+  if (row < 0 || row >= N) throw InputError("AG-CAM: query row " + std::to_string(row) + " is out of range");
+  Array out({N});
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      const double* s = scores.matrix(l, h) + static_cast<std::size_t>(row) * N;
+      const double* g = gradient.matrix(l, h) + static_cast<std::size_t>(row) * N;
+      for (int j = 0; j < N; ++j) out.data[j] += std::max(0.0, g[j]) / (1.0 + std::exp(-s[j]));
+    }
+  return out;
+}
+
+Array bi_head_relevance(const AttentionView& attention, const AttentionView& gradient, int first_block) {
+  check_pair(attention, gradient, "Beyond Intuition");
+  const int L = attention.layers, H = attention.heads, N = attention.tokens;
+  check_first_block(first_block, L, "Beyond Intuition");
+  const std::size_t nn = static_cast<std::size_t>(N) * N;
+  Array r = identity(N);
+  std::vector<double> weighted(nn), scratch(nn), transposed(nn), importance(static_cast<std::size_t>(H));
+  for (int b = first_block; b < L; ++b) {
+    double total = 0.0;
+    for (int h = 0; h < H; ++h) {  // I_h = mean |A_h^T G_h|
+      const double* a = attention.matrix(b, h);
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j)
+          transposed[static_cast<std::size_t>(j) * N + i] = a[static_cast<std::size_t>(i) * N + j];
+      multiply(transposed.data(), gradient.matrix(b, h), scratch.data(), N);
+      double sum = 0.0;
+      for (double v : scratch) sum += std::abs(v);
+      importance[h] = sum / static_cast<double>(nn);
+      total += importance[h];
+    }
+    std::fill(weighted.begin(), weighted.end(), 0.0);
+    for (int h = 0; h < H; ++h) {
+      // All-zero gradients (a block the target does not depend on) give no weights: the reference divides 0 by 0.
+      const double w = total > 0 ? importance[h] / total : 1.0 / H;
+      const double* a = attention.matrix(b, h);
+      for (std::size_t e = 0; e < nn; ++e) weighted[e] += w * a[e];
+    }
+    add_product(weighted, r, scratch);
+  }
+  return r;
+}
+
+Array bi_token_relevance(const AttentionView& attention, const Array& ratios, int first_block) {
+  check_finite(attention, "attention");
+  const int L = attention.layers, H = attention.heads, N = attention.tokens;
+  if (ratios.rank() != 2 || ratios.shape[0] != L || ratios.shape[1] != N)
+    throw InputError("Beyond Intuition: token ratios must be [" + std::to_string(L) + "," + std::to_string(N) + "]");
+  check_first_block(first_block, L, "Beyond Intuition (token-wise)");
+  const std::size_t nn = static_cast<std::size_t>(N) * N;
+  Array r = identity(N);
+  std::vector<double> scaled(nn), scratch(nn);
+  for (int b = first_block; b < L; ++b) {
+    std::fill(scaled.begin(), scaled.end(), 0.0);
+    const double* o = ratios.data.data() + static_cast<std::size_t>(b) * N;
+    for (int h = 0; h < H; ++h) {
+      const double* a = attention.matrix(b, h);
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j)
+          scaled[static_cast<std::size_t>(i) * N + j] += a[static_cast<std::size_t>(i) * N + j] * o[j] / H;
+    }
+    add_product(scaled, r, scratch);
+  }
+  return r;
+}
+
 }  // namespace attnlens

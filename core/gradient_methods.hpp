@@ -66,5 +66,23 @@ Array grad_rollout_row(const AttentionView& attention, const AttentionView& grad
 Array chefer_relevance_row(const AttentionView& attention, const AttentionView& gradient, int row,
                            int start_layer = 0);
 
+/// Grad-SAM (Barkan et al. 2021, spec 20): s_j = mean over layers l, heads h and query rows i of
+/// A[l][h][i][j] * max(0, G[l][h][i][j]), one score per KEY token j, [N].
+Array grad_sam(const AttentionView& attention, const AttentionView& gradient);
+
+/// AG-CAM (Leem & Seo 2024, spec 17) for query row `row`: out_j = sum_l sum_h max(0, G[l][h][row][j]) *
+/// sigmoid(S[l][h][row][j]), [N]. `scores` are the scaled pre-softmax scores S; `gradient` is dy/dA taken in a
+/// model whose attention inputs are detached (ForwardRules::detach_attention_input).
+Array agcam_row(const AttentionView& scores, const AttentionView& gradient, int row);
+
+/// Beyond Intuition's head-wise aggregation (Chen et al. 2023, spec 16.2 step 2): R = I; for each 0-based block
+/// b >= first_block, w_h = I_h / sum I with I_h = mean_{i,j} |(A_h^T G_h)[i][j]|, R <- R + (sum_h w_h A_h) R.
+/// Returns R, [N,N]. InputError unless first_block is in [0, L).
+Array bi_head_relevance(const AttentionView& attention, const AttentionView& gradient, int first_block);
+
+/// Beyond Intuition's token-wise aggregation (spec 16.3): R = I; for b >= first_block, with o = ratios[b] ([L,N]:
+/// ||V W_proj^T||_2 / ||z||_2 per token), R <- R + (mean_h A_h diag(o)) R. Returns R, [N,N].
+Array bi_token_relevance(const AttentionView& attention, const Array& ratios, int first_block);
+
 }  // namespace attnlens
 ATTNLENS_API_END

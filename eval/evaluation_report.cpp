@@ -35,6 +35,7 @@ const std::vector<std::pair<std::string, std::string>>& table_columns() {
       {"negative_auc", "negative perturbation AUC (higher is better)"},
       {"pointing_hit", "pointing game"},
       {"mass_in_box", "mass in box"},
+      {"saco", "SaCo (higher is better)"},
       {"milliseconds", "ms per image"}};
   return c;
 }

@@ -32,18 +32,19 @@ std::vector<double> resample(const std::vector<double>& curve, const std::vector
 }  // namespace
 
 const std::vector<std::string>& EvaluationMetrics::names() {
-  static const std::vector<std::string> n{"blankout", "deletion", "insertion", "positive", "negative", "localization"};
+  static const std::vector<std::string> n{"blankout", "deletion",     "insertion", "positive",
+                                          "negative", "localization", "saco"};
   return n;
 }
 
 EvaluationMetrics EvaluationMetrics::parse(const std::string& list) {
   if (list == "all") return {};
-  EvaluationMetrics m{false, false, false, false, false, false};
+  EvaluationMetrics m{false, false, false, false, false, false, false};
   std::size_t start = 0;
   while (start <= list.size()) {
     const std::size_t comma = std::min(list.find(',', start), list.size());
     const std::string name = list.substr(start, comma - start);
-    bool* flags[] = {&m.blankout, &m.deletion, &m.insertion, &m.positive, &m.negative, &m.localization};
+    bool* flags[] = {&m.blankout, &m.deletion, &m.insertion, &m.positive, &m.negative, &m.localization, &m.saco};
     const auto it = std::find(names().begin(), names().end(), name);
     if (it == names().end()) {
       std::string known;
@@ -77,8 +78,15 @@ ImageEvaluator::ImageEvaluator(const ImageClassifier& model, InputSpace space, E
   std::set<std::string> seen;
   for (const auto& name : plan_.methods) {
     if (name == "heads") throw InputError("method heads gives one map per head; evaluate scores one map per image");
-    methods_.push_back(make_method(name, plan_.settings));
-    gradients_ |= methods_.back()->needs_gradients();
+    if (is_model_method(name)) {
+      model_methods_.push_back(make_model_method(name, plan_.settings));
+      model_methods_.back()->check(model.config());
+      methods_.emplace_back();
+    } else {
+      methods_.push_back(make_method(name, plan_.settings));
+      model_methods_.emplace_back();
+      gradients_ |= methods_.back()->needs_gradients();
+    }
     rows_.push_back(name);
   }
   for (const auto& name : plan_.baselines) {
@@ -127,6 +135,7 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
     AttentionRecord plain_record, grad_record;
     plain_record.layout = grad_record.layout = layout;
     for (const auto& m : methods_) {
+      if (!m) continue;
       AttentionRecord& r = m->needs_gradients() ? grad_record : plain_record;
       const ImageCapture& cap = m->needs_gradients() ? with_grad : plain;
       if (m->needs_gradients() && r.attention_grad.data.empty()) {
@@ -148,7 +157,14 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
       ms.milliseconds = elapsed_ms(tm) + pass_ms;
       scores.methods.push_back(std::move(ms));
     };
-    for (const auto& m : methods_) {
+    for (std::size_t i = 0; i < methods_.size(); ++i) {
+      const auto& m = methods_[i];
+      if (!m) {  // runs the model itself, so its time is all its own
+        add_row(
+            model_methods_[i]->name(),
+            [&] { return model_methods_[i]->explain_image(model_, im.tensor, scores.predicted); }, 0.0);
+        continue;
+      }
       const bool grads = m->needs_gradients();
       add_row(
           m->name(), [&] { return m->explain(grads ? grad_record : plain_record); }, grads ? backward_ms : forward_ms);
@@ -175,6 +191,13 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
       if (curves) curve_jobs.push_back(queue_deletion_insertion(queue, map.data));
       if (perturb) perturb_jobs.push_back(queue_perturbation(queue, map));
     }
+    // SaCo's copies replace a pixel group by the image's per-channel mean, not by black: a queue of their own.
+    PerturbationBatch saco_queue(model_, im.tensor, space_, plan_.batch, im.tensor.mean({1, 2}, true));
+    std::vector<SacoJobs> saco_jobs;
+    if (plan_.metrics.saco)
+      for (const Array& map : scores.maps) saco_jobs.push_back(queue_saco(saco_queue, map));
+    const torch::Tensor saco_p =
+        saco_queue.size() > 0 ? saco_queue.run().select(1, scores.predicted).contiguous() : torch::Tensor();
     const torch::Tensor probs = queue.size() > 0 ? queue.run() : torch::Tensor();
     const torch::Tensor target_p = queue.size() > 0 ? probs.select(1, scores.predicted).contiguous() : torch::Tensor();
     const torch::Tensor top1 = queue.size() > 0 ? probs.argmax(1).contiguous() : torch::Tensor();
@@ -225,6 +248,12 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
         const Localization loc = localize(scores.maps[r], c.patch_size, c.patch_size, *im.box);
         ms.pointing_hit = loc.hit ? 1.0 : 0.0;
         ms.mass_in_box = loc.mass_inside;
+      }
+      if (plan_.metrics.saco) {
+        std::vector<double> impact;
+        for (std::size_t copy : saco_jobs[r].copies)
+          impact.push_back(scores.probability - saco_p[static_cast<std::int64_t>(copy)].item<double>());
+        ms.saco = saco(saco_jobs[r].salience, impact);
       }
       for (const Array& other : scores.maps) ms.spearman_vs.push_back(spearman(map, other.data));
     }

@@ -13,6 +13,7 @@
 #include "../core/array.hpp"
 #include "perturbation.hpp"
 #include "../explain/method.hpp"
+#include "../explain/model_method.hpp"
 #include "../models/image_classifier.hpp"
 
 ATTNLENS_API_BEGIN
@@ -20,8 +21,10 @@ namespace attnlens {
 
 /// Which measurements to take.
 struct EvaluationMetrics {
-  bool blankout = true, deletion = true, insertion = true, positive = true, negative = true, localization = true;
-  static const std::vector<std::string>& names();  ///< blankout, deletion, insertion, positive, negative, localization
+  bool blankout = true, deletion = true, insertion = true, positive = true, negative = true, localization = true,
+       saco = true;
+  /// blankout, deletion, insertion, positive, negative, localization, saco
+  static const std::vector<std::string>& names();
   /// "a,b,c" or "all"; InputError naming an unknown metric.
   static EvaluationMetrics parse(const std::string& list);
 };
@@ -42,6 +45,7 @@ struct MethodScores {
   double positive_auc = NAN, negative_auc = NAN;           ///< top-1 accuracy AUC, trapezoid over 0 .. 0.9
   std::vector<double> positive_correct, negative_correct;  ///< 0/1 at perturbation_fractions()
   double pointing_hit = NAN, mass_in_box = NAN;
+  double saco = NAN;  ///< SaCo over 10 pixel groups (spec 19), NaN for a constant map
   std::vector<double> spearman_vs;  ///< against every row of ImageEvaluator::row_names(), in that order
 };
 
@@ -77,7 +81,8 @@ struct EvaluationPlan {
 
 class ImageEvaluator {
  public:
-  /// Throws InputError for an unknown method or baseline, a per-head method (heads), or a backbone without classes.
+  /// Throws InputError for an unknown method or baseline, a per-head method (heads), a backbone without classes, or
+  /// a method that cannot explain this model.
   ImageEvaluator(const ImageClassifier& model, InputSpace space, EvaluationPlan plan);
 
   /// Methods, then baselines, then "blankout" when that metric is on (the occlusion map ranks patches as well).
@@ -92,7 +97,8 @@ class ImageEvaluator {
   const ImageClassifier& model_;
   InputSpace space_;
   EvaluationPlan plan_;
-  std::vector<std::unique_ptr<ExplanationMethod>> methods_;
+  std::vector<std::unique_ptr<ExplanationMethod>> methods_;             ///< by position in plan_.methods, or null
+  std::vector<std::unique_ptr<ModelExplanationMethod>> model_methods_;  ///< the same
   std::vector<std::string> rows_;
   bool gradients_ = false;
 };

@@ -147,4 +147,16 @@ MeanStd mean_std(const std::vector<double>& values) {
   return m;
 }
 
+double saco(const std::vector<double>& salience, const std::vector<double>& impact) {
+  if (salience.size() != impact.size()) throw InputError("SaCo: one impact per group is needed");
+  double f = 0.0, total = 0.0;
+  for (std::size_t i = 0; i < salience.size(); ++i)
+    for (std::size_t j = i + 1; j < salience.size(); ++j) {
+      const double w = impact[i] >= impact[j] ? salience[i] - salience[j] : -(salience[i] - salience[j]);
+      f += w;
+      total += std::abs(w);
+    }
+  return total > 0 ? f / total : NAN;
+}
+
 }  // namespace attnlens

@@ -35,6 +35,13 @@ double top_k_overlap(const std::vector<double>& a, const std::vector<double>& b,
 /// Trapezoid-rule area under y(x), x ascending. Throws InputError when lengths differ or are below 2.
 double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
 
+/// SaCo, the salience-guided faithfulness coefficient (Wu et al., CVPR 2024; spec 19.1 step 4, the official
+/// aggregation): over all group pairs i < j, w = s_i - s_j where impact_i >= impact_j, else -(s_i - s_j);
+/// SaCo = sum w / sum |w|, in [-1, 1]. `salience` are the groups' salience sums (most salient first), `impact` the
+/// drops p(c|x) - p(c|x with the group perturbed). NaN when every weight is 0 (a constant map; the reference raises).
+/// InputError for vectors of different sizes.
+double saco(const std::vector<double>& salience, const std::vector<double>& impact);
+
 /// Where an explanation points, against the object's box [x0, y0, x1, y1) in model-input pixels.
 struct Localization {
   bool hit = false;          ///< pointing game: the centre of the top patch lies inside the box

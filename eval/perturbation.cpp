@@ -29,8 +29,12 @@ torch::Tensor patch_pixels(const torch::Tensor& grid, std::int64_t patch) {
   return grid.repeat_interleave(patch, 0).repeat_interleave(patch, 1);
 }
 
-PerturbationBatch::PerturbationBatch(const ImageClassifier& model, torch::Tensor image, InputSpace space, int batch)
-    : model_(model), image_(image.to(torch::kFloat32).cpu()), black_(space.black()), batch_(std::max(1, batch)) {
+PerturbationBatch::PerturbationBatch(const ImageClassifier& model, torch::Tensor image, InputSpace space, int batch,
+                                     torch::Tensor fill)
+    : model_(model),
+      image_(image.to(torch::kFloat32).cpu()),
+      black_(fill.defined() ? fill.to(torch::kFloat32).cpu().reshape({3, 1, 1}) : space.black()),
+      batch_(std::max(1, batch)) {
   const ImageModelConfig& c = model.config();
   if (image_.dim() != 3 || image_.size(0) != 3 || image_.size(1) != c.image_height || image_.size(2) != c.image_width)
     throw InputError("perturbation: the image must be [3," + std::to_string(c.image_height) + "," +
@@ -117,19 +121,26 @@ const std::vector<double>& perturbation_steps() {
   return steps;
 }
 
-std::vector<std::size_t> queue_perturbation(PerturbationBatch& queue, const Array& map) {
-  if (map.rank() != 2) throw InputError("perturbation needs a [gh,gw] map, got " + map.shape_string());
+namespace {
+
+// The map [gh,gw] upsampled bilinearly (align_corners false) to the queue's image, flattened: [H*W] float32.
+torch::Tensor upsampled_map(const PerturbationBatch& queue, const Array& map, const char* what) {
+  if (map.rank() != 2) throw InputError(std::string(what) + " needs a [gh,gw] map, got " + map.shape_string());
   namespace F = torch::nn::functional;
   const auto grid =
       torch::from_blob(const_cast<double*>(map.data.data()), {1, 1, map.shape[0], map.shape[1]}, torch::kFloat64)
           .to(torch::kFloat32);
+  const std::vector<std::int64_t> size{queue.height(), queue.width()};
+  return F::interpolate(grid, F::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false))
+      .flatten();
+}
+
+}  // namespace
+
+std::vector<std::size_t> queue_perturbation(PerturbationBatch& queue, const Array& map) {
   const std::int64_t h = queue.height(), w = queue.width();
   // Chefer's min-max normalisation of the upsampled map does not change the order, so it is left out.
-  const auto pixels =
-      F::interpolate(
-          grid,
-          F::InterpolateFuncOptions().size(std::vector<std::int64_t>{h, w}).mode(torch::kBilinear).align_corners(false))
-          .flatten();
+  const auto pixels = upsampled_map(queue, map, "perturbation");
   std::vector<std::size_t> jobs;
   for (const bool negative : {false, true}) {
     // Stable sort: ties go in pixel order, so the result does not depend on the sort's internals.
@@ -140,6 +151,28 @@ std::vector<std::size_t> queue_perturbation(PerturbationBatch& queue, const Arra
       keep.index_fill_(0, order.slice(0, 0, count), false);
       jobs.push_back(queue.add_pixels(keep.reshape({h, w})));
     }
+  }
+  return jobs;
+}
+
+SacoJobs queue_saco(PerturbationBatch& queue, const Array& map, int groups, SacoBoundaries boundaries) {
+  const std::int64_t h = queue.height(), w = queue.width(), n = h * w;
+  if (groups < 2 || groups > n) throw InputError("SaCo needs between 2 and " + std::to_string(n) + " groups");
+  const auto pixels = upsampled_map(queue, map, "SaCo").to(torch::kFloat64);
+  const auto order = std::get<1>(torch::sort(pixels, /*stable=*/true, 0, /*descending=*/true));
+  const auto sorted = pixels.index_select(0, order);
+  SacoJobs jobs;
+  std::int64_t begin = 0;
+  for (int i = 1; i <= groups; ++i) {
+    const double edge = static_cast<double>(i) * static_cast<double>(n) / groups;
+    const std::int64_t end = i == groups ? n
+                             : boundaries == SacoBoundaries::Ceil ? static_cast<std::int64_t>(std::ceil(edge))
+                                                                  : static_cast<std::int64_t>(edge);
+    jobs.salience.push_back(sorted.slice(0, begin, end).sum().item<double>());
+    auto keep = torch::ones({n}, torch::kBool);
+    keep.index_fill_(0, order.slice(0, begin, end), false);
+    jobs.copies.push_back(queue.add_pixels(keep.reshape({h, w})));
+    begin = end;
   }
   return jobs;
 }

@@ -33,7 +33,9 @@ torch::Tensor patch_pixels(const torch::Tensor& grid, std::int64_t patch);
 class PerturbationBatch {
  public:
   /// `grid_h` x `grid_w` patches must tile the image exactly (a ViT's input). `batch` images per forward pass.
-  PerturbationBatch(const ImageClassifier& model, torch::Tensor image, InputSpace space, int batch);
+  /// Removed pixels become black, or `fill` ([3,1,1], normalised) when it is defined.
+  PerturbationBatch(const ImageClassifier& model, torch::Tensor image, InputSpace space, int batch,
+                    torch::Tensor fill = {});
 
   /// Queues a copy keeping the patches with keep[p] != 0 (row-major over the grid); returns its index.
   std::size_t add_patches(std::vector<std::uint8_t> keep);
@@ -81,6 +83,21 @@ std::vector<std::size_t> queue_perturbation(PerturbationBatch& queue, const Arra
 
 /// The fractions of queue_perturbation's steps, 0.1 .. 0.9.
 const std::vector<double>& perturbation_steps();
+
+/// How SaCo's pixel groups are bounded (spec 19.1 step 2): group i ends at ceil(i*HW/K) (the paper's equal sizes,
+/// default) or at int(i*HW/K) (the third-party reproduction).
+enum class SacoBoundaries { Ceil, Floor };
+
+/// SaCo's K perturbed copies (spec 19.1): the map [gh,gw] upsampled bilinearly to the image, pixels ranked by it
+/// (most salient first, ties in pixel order), split into `groups` groups; copy i replaces the pixels of group i
+/// alone with the queue's fill (SaCo: the image's per-channel mean). Returns the copies' indices and the groups'
+/// salience sums.
+struct SacoJobs {
+  std::vector<std::size_t> copies;
+  std::vector<double> salience;
+};
+SacoJobs queue_saco(PerturbationBatch& queue, const Array& map, int groups = 10,
+                    SacoBoundaries boundaries = SacoBoundaries::Ceil);
 
 }  // namespace attnlens
 ATTNLENS_API_END

@@ -8,8 +8,8 @@
 namespace attnlens {
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names = {"raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer",
-                                                 "heads"};
+  static const std::vector<std::string> names = {"raw",    "rollout",  "grad-rollout", "flow", "flow-metzger",
+                                                 "chefer", "grad-sam", "heads"};
   return names;
 }
 
@@ -18,7 +18,7 @@ std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const Me
   static const std::map<std::string, Factory> factories = {
       {"raw", make_raw},   {"rollout", make_rollout},           {"grad-rollout", make_grad_rollout},
       {"flow", make_flow}, {"flow-metzger", make_flow_metzger}, {"chefer", make_chefer},
-      {"heads", make_heads}};
+      {"grad-sam", make_grad_sam}, {"heads", make_heads}};
   const auto it = factories.find(name);
   if (it == factories.end()) {
     std::string known;

@@ -39,6 +39,20 @@ struct MethodSettings {
   Residual residual = Residual::Half;
   int start_layer = 0;           ///< rollout and chefer
   int layer = -1;                ///< raw and heads: layer (negative from the end)
+
+  // The methods that run the model again (explain/model_method.hpp).
+  int steps = 20;                ///< bi-attn, bi-attn-token: points of the integrated-gradient path (0 and 1 included)
+  /// bi-attn, bi-attn-token: first 0-based block aggregated; -1 = the authors' choice scaled to the depth: L/4 for
+  /// bi-attn (block 3 of 12), 5L/12 for bi-attn-token (block 5 of 12)
+  int bi_start_layer = -1;
+  double gamma_conv = 0.25;      ///< attnlrp, cp-lrp: Gamma on the patch embedding (toolkit choice; 0 = none)
+  double gamma_linear = 0.05;    ///< attnlrp, cp-lrp: Gamma on the feed-forward linears and the head (0 = none)
+  bool gamma_attention_projections = false;  ///< attnlrp, cp-lrp: Gamma also on qkv and the output projection
+  double atman_factor = 0.1;     ///< atman: the suppressed key column's multiplier m
+  /// atman: cosine similarity from which other tokens are suppressed with the explained one (the reference's 0.6);
+  /// NaN = the token alone
+  double atman_threshold = 0.6;
+  int batch = 16;                ///< atman, bi-attn: model inputs per pass of the methods that run many copies
 };
 
 class ExplanationMethod {
@@ -52,7 +66,7 @@ class ExplanationMethod {
   virtual Array explain(const AttentionRecord& record) const = 0;
 };
 
-/// raw, rollout, grad-rollout, flow, flow-metzger, chefer, heads. Throws InputError for an unknown name.
+/// raw, rollout, grad-rollout, flow, flow-metzger, chefer, grad-sam, heads. Throws InputError for an unknown name.
 std::unique_ptr<ExplanationMethod> make_method(const std::string& name, const MethodSettings& settings);
 const std::vector<std::string>& method_names();
 
@@ -63,6 +77,7 @@ std::unique_ptr<ExplanationMethod> make_grad_rollout(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_flow(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_flow_metzger(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_chefer(const MethodSettings&);
+std::unique_ptr<ExplanationMethod> make_grad_sam(const MethodSettings&);
 std::unique_ptr<ExplanationMethod> make_heads(const MethodSettings&);
 
 /// The patch part of row `row` of an [N,N] matrix, laid out as [grid_h, grid_w].

@@ -27,7 +27,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 const std::vector<std::string>& text_method_names() {
   static const std::vector<std::string> names = {
-      "raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer", "attattr", "blankout", "input-x-gradient"};
+      "raw",     "rollout",  "grad-rollout", "flow",  "flow-metzger", "chefer", "grad-sam",
+      "attattr", "blankout", "input-x-gradient"};
   return names;
 }
 

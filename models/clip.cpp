@@ -312,28 +312,29 @@ torch::Tensor ClipModel::text_features(const torch::Tensor& ids, std::int64_t eo
   auto x = token_embedding_.index_select(0, dev_ids.flatten()).reshape({T, L, W}) + text_positions_.narrow(0, 0, L);
   const auto mask =
       torch::full({L, L}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // no attending ahead
-  x = text_.run(x, mask, nullptr);
+  x = text_.run(x, mask, nullptr, {});
   x = torch::layer_norm(x, {W}, final_norm_w_, final_norm_b_, text_.layer_norm_eps);
   const auto rows = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device_));
   const auto cols = torch::tensor(eot, torch::kInt64).to(device_);
   return x.index({rows, cols}).matmul(text_projection_);
 }
 
-torch::Tensor ClipModel::project_image(const torch::Tensor& images, ImageCapture* capture) const {
+torch::Tensor ClipModel::project_image(const torch::Tensor& images, ImageCapture* capture,
+                                       const ForwardRules& rules) const {
   check_input(images);
-  return image_.tokens(images, capture).select(1, 0).matmul(image_projection_);
+  return image_.tokens(images, capture, rules).select(1, 0).matmul(image_projection_);
 }
 
 torch::Tensor ClipModel::image_features(const torch::Tensor& images) const {
   torch::NoGradGuard no_grad;
-  return project_image(images.to(device_), nullptr);
+  return project_image(images.to(device_), nullptr, {});
 }
 
-torch::Tensor ClipModel::run(const torch::Tensor& images, ImageCapture* capture) const {
-  const auto f = project_image(images, capture);
+torch::Tensor ClipModel::run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const {
+  const auto f = project_image(images, capture, rules);
   if (config_.num_classes == 0) return f;
   // exp(logit_scale) * cos(image, prompt), as CLIP's logits_per_image.
-  return config_.logit_scale * (f / f.norm(2, -1, true)).matmul(prompt_embeddings_.t());
+  return config_.logit_scale * rules.normalize(f).matmul(prompt_embeddings_.t());
 }
 
 }  // namespace attnlens

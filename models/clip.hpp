@@ -49,10 +49,10 @@ class ClipModel : public ImageClassifier {
   torch::Tensor text_features(const torch::Tensor& ids, std::int64_t eot_id) const;
 
  protected:
-  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture) const override;
+  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const override;
 
  private:
-  torch::Tensor project_image(const torch::Tensor& images, ImageCapture* capture) const;
+  torch::Tensor project_image(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const;
 
   ClipConfig config_;
   VisionBackbone image_;

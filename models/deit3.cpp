@@ -77,10 +77,10 @@ Deit3 Deit3::load(const CheckpointTensors& w, const ImageModelOptions& options) 
   return m;
 }
 
-torch::Tensor Deit3::run(const torch::Tensor& images, ImageCapture* capture) const {
+torch::Tensor Deit3::run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const {
   check_input(images);
-  const auto cls = backbone_.tokens(images, capture).select(1, 0);
-  return config_.num_classes == 0 ? cls : torch::linear(cls, head_w_, head_b_);
+  const auto cls = backbone_.tokens(images, capture, rules).select(1, 0);
+  return config_.num_classes == 0 ? cls : rules.linear(cls, head_w_, head_b_, LinearSite::Head);
 }
 
 }  // namespace attnlens

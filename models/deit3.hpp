@@ -30,7 +30,7 @@ class Deit3 : public ImageClassifier {
   const Deit3Config& config() const override { return config_; }
 
  protected:
-  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture) const override;
+  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const override;
 
  private:
   Deit3Config config_;

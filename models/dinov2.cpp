@@ -202,16 +202,16 @@ Dinov2 Dinov2::load(const CheckpointTensors& weights, const ImageModelOptions& o
   return m;
 }
 
-torch::Tensor Dinov2::run(const torch::Tensor& images, ImageCapture* capture) const {
+torch::Tensor Dinov2::run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const {
   check_input(images);
-  const auto x = backbone_.tokens(images, capture);
+  const auto x = backbone_.tokens(images, capture, rules);
   const auto cls = x.select(1, 0);
   if (config_.num_classes == 0) return cls;
-  if (!config_.head_on_patch_mean) return torch::linear(cls, head_w_, head_b_);
+  if (!config_.head_on_patch_mean) return rules.linear(cls, head_w_, head_b_, LinearSite::Head);
   // Dinov2ForImageClassification: [CLS, mean over the patch tokens (registers excluded)] of the normed output.
   const std::int64_t P = config_.prefix_tokens();
   const auto patches = x.narrow(1, P, x.size(1) - P).mean(1);
-  return torch::linear(torch::cat({cls, patches}, 1), head_w_, head_b_);
+  return rules.linear(torch::cat({cls, patches}, 1), head_w_, head_b_, LinearSite::Head);
 }
 
 }  // namespace attnlens

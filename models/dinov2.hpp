@@ -40,7 +40,7 @@ class Dinov2 : public ImageClassifier {
   const Dinov2Config& config() const override { return config_; }
 
  protected:
-  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture) const override;
+  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const override;
 
  private:
   Dinov2Config config_;

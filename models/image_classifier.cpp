@@ -89,37 +89,45 @@ void ImageClassifier::check_input(const torch::Tensor& images) const {
                      std::to_string(c.image_width) + "], got " + shape_text(images.sizes().vec()));
 }
 
-torch::Tensor ImageClassifier::forward(const torch::Tensor& images) const {
+torch::Tensor ImageClassifier::forward(const torch::Tensor& images, const ForwardRules& rules) const {
+  rules.check();
   torch::NoGradGuard no_grad;
-  return run(images.to(device_), nullptr);
+  return run(images.to(device_), nullptr, rules);
 }
 
 torch::Tensor ImageClassifier::differentiable_forward(const torch::Tensor& images) const {
-  return run(images.to(device_), nullptr);
+  return run(images.to(device_), nullptr, {});
 }
 
-ImageCapture ImageClassifier::capture(const torch::Tensor& images, const std::vector<std::int64_t>& targets) const {
+ImageCapture ImageClassifier::capture(const torch::Tensor& images, const std::vector<std::int64_t>& targets,
+                                      const ForwardRules& rules) const {
+  rules.check();
   ImageCapture cap;
   const bool gradients = !targets.empty();
   if (!gradients) {
     torch::NoGradGuard no_grad;
-    cap.logits = run(images.to(device_), &cap);
+    cap.logits = run(images.to(device_), &cap, rules);
     cap.scores_grad.clear();
     return cap;
   }
   if (static_cast<std::int64_t>(targets.size()) != images.size(0))
     throw InputError("one target class per image is needed");
   auto input = images.to(device_).detach().requires_grad_(true);
-  cap.logits = run(input, &cap);
+  cap.logits = run(input, &cap, rules);
   const auto index = target_index(cap.logits, targets, "category");
   // d(sum of target logits): images are independent, so each image's gradients are its own target's.
   cap.logits.gather(1, index).sum().backward();
+  // A tensor no gradient reached (CP-LRP's constant attention) reads as zeros.
+  const auto grad_of = [](const torch::Tensor& t) {
+    const auto g = t.grad();
+    return g.defined() ? g.detach() : torch::zeros_like(t);
+  };
   for (size_t l = 0; l < cap.attention.size(); ++l) {
-    cap.attention_grad.push_back(cap.attention[l].grad().detach());
-    cap.scores_grad[l] = cap.scores_grad[l].grad().detach();
+    cap.attention_grad.push_back(grad_of(cap.attention[l]));
+    cap.scores_grad[l] = grad_of(cap.scores_grad[l]);
     cap.attention[l] = cap.attention[l].detach();
   }
-  cap.input_grad = input.grad().detach();
+  cap.input_grad = grad_of(input);
   cap.logits = cap.logits.detach();
   return cap;
 }

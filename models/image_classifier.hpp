@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/api.hpp"
+#include "forward_rules.hpp"
 
 ATTNLENS_API_BEGIN
 namespace attnlens {
@@ -50,6 +51,9 @@ struct ImageCapture {
   std::vector<torch::Tensor> attention_grad;  ///< per layer d(target logit)/dA (with gradients)
   std::vector<torch::Tensor> scores_grad;     ///< per layer d(target logit)/d(scaled pre-softmax scores)
   torch::Tensor input_grad;                   ///< [B, 3, H, W] d(target logit)/d(input) (with gradients)
+  std::vector<torch::Tensor> scores;          ///< per layer the scaled scores (ForwardRules::record_scores)
+  std::vector<torch::Tensor> block_input;     ///< per layer its input [B, N, D] (ForwardRules::record_values)
+  std::vector<torch::Tensor> value_proj;      ///< per layer V·W_projᵀ, no bias, [B, N, D] (record_values)
 };
 
 /// How a position-embedding grid is resized to another input size (MODELS.md A.6): the sources differ, and the
@@ -76,19 +80,23 @@ class ImageClassifier {
   virtual const ImageModelConfig& config() const = 0;
   const torch::Device& device() const { return device_; }
 
-  /// Logits [B, C] for images [B, 3, H, W] (already normalised), without recording anything.
-  torch::Tensor forward(const torch::Tensor& images) const;
+  /// Logits [B, C] for images [B, 3, H, W] (already normalised), without recording anything; `rules` change the
+  /// pass (AtMan's suppressed keys).
+  torch::Tensor forward(const torch::Tensor& images, const ForwardRules& rules = {}) const;
   /// The same logits with autograd recording, so a loss can be differentiated with respect to the input (attacks).
   torch::Tensor differentiable_forward(const torch::Tensor& images) const;
   /// One forward pass recording every layer's attention; with `targets` (one class per image, negative = the
   /// predicted class) also one backward pass of sum_b logits[b, targets[b]] recording the attention, score and
-  /// input gradients.
-  ImageCapture capture(const torch::Tensor& images, const std::vector<std::int64_t>& targets = {}) const;
+  /// input gradients. Under `rules` those gradients are the modified ones (LRP: input x input_grad is the
+  /// relevance).
+  ImageCapture capture(const torch::Tensor& images, const std::vector<std::int64_t>& targets = {},
+                       const ForwardRules& rules = {}) const;
 
  protected:
   /// The family's forward pass: logits, appending each layer's attention and pre-softmax scores to `capture`
-  /// when it is not null (their gradients are read after the backward pass). InputError for another input shape.
-  virtual torch::Tensor run(const torch::Tensor& images, ImageCapture* capture) const = 0;
+  /// when it is not null (their gradients are read after the backward pass), every operation as `rules` say.
+  /// InputError for another input shape.
+  virtual torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const = 0;
   /// InputError unless images are [B, in_chans, image_height, image_width].
   void check_input(const torch::Tensor& images) const;
 

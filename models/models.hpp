@@ -5,6 +5,7 @@
 #pragma once
 
 #include "explain/image_explainer.hpp"
+#include "explain/model_method.hpp"
 #include "explain/text_methods.hpp"
 #include "models/arrays.hpp"
 #include "models/bert.hpp"

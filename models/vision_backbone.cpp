@@ -1,24 +1,35 @@
 #include "models/vision_backbone.hpp"
 
 #include <cmath>
+#include <string>
+
+#include "core/array.hpp"
 
 namespace attnlens {
 
 namespace {
 
-torch::Tensor feed_forward_branch(const torch::Tensor& h, const PreNormBlock& k, FeedForward kind) {
-  const auto u = torch::linear(h, k.fc1_w, k.fc1_b);
+torch::Tensor feed_forward_branch(const torch::Tensor& h, const PreNormBlock& k, FeedForward kind,
+                                  const ForwardRules& rules) {
+  const auto u = rules.linear(h, k.fc1_w, k.fc1_b, LinearSite::FeedForward);
+  torch::Tensor inner;
   switch (kind) {
     case FeedForward::Gelu:
-      return torch::linear(torch::gelu(u), k.fc2_w, k.fc2_b);
+      inner = rules.activation(u, Activation::Gelu);
+      break;
     case FeedForward::QuickGelu:
-      return torch::linear(u * torch::sigmoid(1.702 * u), k.fc2_w, k.fc2_b);
+      inner = rules.activation(u, Activation::QuickGelu);
+      break;
     case FeedForward::SwiGlu: {
       const auto halves = u.chunk(2, -1);
-      return torch::linear(torch::silu(halves[0]) * halves[1], k.fc2_w, k.fc2_b);
+      // The gate times the value: AttnLRP halves the product's gradient (uniform rule), CP-LRP detaches the gate
+      // (spec 14.2 d, e).
+      const auto gate = rules.activation(halves[0], Activation::Silu);
+      inner = rules.lrp == LrpRules::Cp ? gate.detach() * halves[1] : rules.bilinear_product(gate * halves[1]);
+      break;
     }
   }
-  return {};
+  return rules.linear(inner, k.fc2_w, k.fc2_b, LinearSite::FeedForward);
 }
 
 void move(torch::Tensor& t, const torch::Device& device) {
@@ -27,30 +38,52 @@ void move(torch::Tensor& t, const torch::Device& device) {
 
 }  // namespace
 
-torch::Tensor PreNormEncoder::run(torch::Tensor x, const torch::Tensor& mask, ImageCapture* capture) const {
+torch::Tensor PreNormEncoder::run(torch::Tensor x, const torch::Tensor& mask, ImageCapture* capture,
+                                  const ForwardRules& rules) const {
   const std::int64_t B = x.size(0), N = x.size(1), D = x.size(2), H = num_heads, hd = D / H;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  if (rules.key_factors.defined() &&
+      rules.key_factors.sizes() != torch::IntArrayRef({B, N}))
+    throw InputError("AtMan's key factors must be [" + std::to_string(B) + "," + std::to_string(N) + "]");
+  const auto factors = rules.key_factors.defined() ? rules.key_factors.to(x.options()).view({B, 1, 1, N})
+                                                   : torch::Tensor();
   for (const PreNormBlock& k : blocks) {
-    auto h = torch::layer_norm(x, {D}, k.norm1_w, k.norm1_b, layer_norm_eps);
-    auto qkv = torch::linear(h, k.qkv_w, k.qkv_b).reshape({B, N, 3, H, hd}).permute({2, 0, 3, 1, 4});
+    if (capture != nullptr && rules.record_values) capture->block_input.push_back(x.detach());
+    auto h = rules.layer_norm(x, k.norm1_w, k.norm1_b, layer_norm_eps);
+    // AG-CAM: a fresh leaf, so dy/dA exists but no gradient leaves the attention branch.
+    if (rules.detach_attention_input) h = h.detach().requires_grad_(x.requires_grad());
+    auto qkv = rules.linear(h, k.qkv_w, k.qkv_b, LinearSite::AttentionProjection)
+                   .reshape({B, N, 3, H, hd})
+                   .permute({2, 0, 3, 1, 4});
+    auto q = qkv[0], key = qkv[1];
+    if (rules.lrp == LrpRules::Cp) {  // attention probabilities as constant mixing weights
+      q = q.detach();
+      key = key.detach();
+    }
     // (q * scale) k^T as timm, DINOv2 and open_clip compute it; Hugging Face scales the product instead, which for
     // d = 64 (a power of two) is the same to the bit and for DeiT III huge's d = 80 differs by ~1e-6.
-    auto scores = torch::matmul(qkv[0] * scale, qkv[1].transpose(-2, -1));
+    auto scores = rules.bilinear_product(torch::matmul(q * scale, key.transpose(-2, -1)));
+    // AtMan: shift each row to be >= 0, then scale the suppressed key columns (spec 18.1; the shift and the
+    // positive 1/sqrt(d) commute).
+    if (factors.defined()) scores = (scores - scores.amin(-1, true)) * factors;
     if (mask.defined()) scores = scores + mask;
     auto attn = torch::softmax(scores, -1);
     if (capture != nullptr) {
-      if (scores.requires_grad()) {
-        scores.retain_grad();
-        attn.retain_grad();
-      }
+      if (scores.requires_grad()) scores.retain_grad();
+      if (attn.requires_grad()) attn.retain_grad();
       capture->scores_grad.push_back(scores);  // the tensors now; their gradients after backward
       capture->attention.push_back(attn);
+      if (rules.record_scores) capture->scores.push_back(scores.detach());
+      if (rules.record_values) {
+        const auto values = qkv[2].transpose(1, 2).reshape({B, N, D});
+        capture->value_proj.push_back(torch::linear(values, k.proj_w).detach());
+      }
     }
-    auto out = torch::matmul(attn, qkv[2]).transpose(1, 2).reshape({B, N, D});
-    auto branch = torch::linear(out, k.proj_w, k.proj_b);
+    auto out = rules.bilinear_product(torch::matmul(attn, qkv[2])).transpose(1, 2).reshape({B, N, D});
+    auto branch = rules.linear(out, k.proj_w, k.proj_b, LinearSite::AttentionProjection);
     x = x + (k.ls1.defined() ? branch * k.ls1 : branch);
-    h = torch::layer_norm(x, {D}, k.norm2_w, k.norm2_b, layer_norm_eps);
-    branch = feed_forward_branch(h, k, feed_forward);
+    h = rules.layer_norm(x, k.norm2_w, k.norm2_b, layer_norm_eps);
+    branch = feed_forward_branch(h, k, feed_forward, rules);
     x = x + (k.ls2.defined() ? branch * k.ls2 : branch);
   }
   return x;
@@ -63,9 +96,10 @@ void PreNormEncoder::to(const torch::Device& device) {
       move(*t, device);
 }
 
-torch::Tensor VisionBackbone::tokens(const torch::Tensor& images, ImageCapture* capture) const {
+torch::Tensor VisionBackbone::tokens(const torch::Tensor& images, ImageCapture* capture,
+                                     const ForwardRules& rules) const {
   const std::int64_t B = images.size(0), D = cls_token.size(2);
-  auto x = torch::conv2d(images, patch_w, patch_b, patch_size).flatten(2).transpose(1, 2);  // [B, G, D]
+  auto x = rules.patch_conv(images, patch_w, patch_b, patch_size).flatten(2).transpose(1, 2);  // [B, G, D]
   if (pos_prefix == 0) x = x + pos_embed;
   std::vector<torch::Tensor> parts{cls_token.expand({B, 1, D})};
   if (dist_token.defined()) parts.push_back(dist_token.expand({B, 1, D}));
@@ -81,9 +115,9 @@ torch::Tensor VisionBackbone::tokens(const torch::Tensor& images, ImageCapture* 
                      1);
     }
   }
-  if (pre_norm_w.defined()) x = torch::layer_norm(x, {D}, pre_norm_w, pre_norm_b, encoder.layer_norm_eps);
-  x = encoder.run(x, {}, capture);
-  return torch::layer_norm(x, {D}, norm_w, norm_b, encoder.layer_norm_eps);
+  if (pre_norm_w.defined()) x = rules.layer_norm(x, pre_norm_w, pre_norm_b, encoder.layer_norm_eps);
+  x = encoder.run(x, {}, capture, rules);
+  return rules.layer_norm(x, norm_w, norm_b, encoder.layer_norm_eps);
 }
 
 void VisionBackbone::resize_positions(int gh, int gw, int new_h, int new_w, PositionResize mode) {

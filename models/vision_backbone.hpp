@@ -37,8 +37,9 @@ struct PreNormEncoder {
 
   /// Runs x [B, N, D] through every block. `mask` (defined: [N, N], added to the scaled scores) is CLIP's causal
   /// mask. With `capture`, each layer's attention and scaled scores are appended to it (the scores keep their
-  /// gradient when x requires one).
-  torch::Tensor run(torch::Tensor x, const torch::Tensor& mask, ImageCapture* capture) const;
+  /// gradient when x requires one). `rules` change the operations (forward_rules.hpp).
+  torch::Tensor run(torch::Tensor x, const torch::Tensor& mask, ImageCapture* capture,
+                    const ForwardRules& rules = {}) const;
   void to(const torch::Device& device);
 };
 
@@ -59,7 +60,7 @@ struct VisionBackbone {
   torch::Tensor norm_w, norm_b;  ///< the final norm, on every token
 
   /// [B, N, D] for images [B, C, H, W] whose patch grid is the position embeddings' grid.
-  torch::Tensor tokens(const torch::Tensor& images, ImageCapture* capture) const;
+  torch::Tensor tokens(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules = {}) const;
   /// Resizes the patch part of pos_embed from a gh x gw grid to new_h x new_w by `mode`; the prefix rows stay.
   void resize_positions(int gh, int gw, int new_h, int new_w, PositionResize mode);
   void to(const torch::Device& device);

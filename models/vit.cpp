@@ -187,12 +187,14 @@ VisionTransformer VisionTransformer::load(const CheckpointTensors& weights, cons
   return m;
 }
 
-torch::Tensor VisionTransformer::run(const torch::Tensor& images, ImageCapture* capture) const {
+torch::Tensor VisionTransformer::run(const torch::Tensor& images, ImageCapture* capture,
+                                     const ForwardRules& rules) const {
   check_input(images);
-  const auto x = backbone_.tokens(images, capture);
+  const auto x = backbone_.tokens(images, capture, rules);
   if (config_.num_classes == 0) return x.select(1, 0);  // backbone: the CLS features
-  auto logits = torch::linear(x.select(1, 0), head_w_, head_b_);
-  if (config_.distilled) logits = (logits + torch::linear(x.select(1, 1), head_dist_w_, head_dist_b_)) / 2;
+  auto logits = rules.linear(x.select(1, 0), head_w_, head_b_, LinearSite::Head);
+  if (config_.distilled)
+    logits = (logits + rules.linear(x.select(1, 1), head_dist_w_, head_dist_b_, LinearSite::Head)) / 2;
   return logits;
 }
 

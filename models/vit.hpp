@@ -40,7 +40,7 @@ class VisionTransformer : public ImageClassifier {
   const VitConfig& config() const override { return config_; }
 
  protected:
-  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture) const override;
+  torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const override;
 
  private:
   VitConfig config_;

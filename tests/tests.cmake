@@ -14,6 +14,15 @@ target_link_libraries(viz_image_tests PRIVATE attnlens_viz GTest::gtest ZLIB::ZL
 target_compile_definitions(viz_image_tests PRIVATE ATTNLENS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(viz_image_tests DISCOVERY_TIMEOUT 60)
 
+# The relevance rules and the methods that run the model again, on hand-built tensors and the bundled model.
+add_executable(model_tests
+  tests/test_main.cpp
+  tests/models/test_forward_rules.cpp
+)
+target_link_libraries(model_tests PRIVATE attnlens_eval GTest::gtest)
+target_compile_definitions(model_tests PRIVATE ATTNLENS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+gtest_discover_tests(model_tests DISCOVERY_TIMEOUT 60)
+
 # End-to-end tests of the executable: exit codes, outputs, no half-written files.
 add_test(NAME cli_end_to_end
   COMMAND ${CMAKE_COMMAND} -E env ATTNLENS=$<TARGET_FILE:attnlens>
@@ -38,6 +47,12 @@ if(DEBIAN_PYTHON)
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/gradients_vs_pytorch.py $<TARGET_FILE:attnlens>
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(gradients_vs_pytorch PROPERTIES TIMEOUT 300)
+  # grad-sam, agcam, bi-attn, bi-attn-token, atman, attnlrp and cp-lrp against PyTorch implementations written from
+  # the spec (autograd with the modified backward rules), on the bundled model.
+  add_test(NAME relevance_vs_pytorch
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/relevance_vs_pytorch.py $<TARGET_FILE:attnlens>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(relevance_vs_pytorch PROPERTIES TIMEOUT 300)
   add_test(NAME flow_vs_networkx
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/flow_vs_networkx.py $<TARGET_FILE:attnlens>)
   set_tests_properties(flow_vs_networkx PROPERTIES TIMEOUT 300)

@@ -493,5 +493,60 @@ TEST(GradRolloutRow, RowVariantsEqualTheFullMatrices) {
   EXPECT_THROW(chefer_relevance_row(av, gv, N), InputError);
 }
 
+// Grad-SAM with one layer and one head is the column mean of A ⊙ max(0, G) (spec 20).
+TEST(GradSam, OneHeadIsTheColumnMeanOfAttentionTimesPositiveGradient) {
+  const Array a = make({1, 1, 2, 2}, {0.25, 0.75, 0.5, 0.5});
+  const Array g = make({1, 1, 2, 2}, {2.0, -1.0, -3.0, 4.0});
+  const Array s = grad_sam(AttentionView::of(a), AttentionView::of(g));
+  // column 0: (0.25*2 + 0.5*0)/2; column 1: (0.75*0 + 0.5*4)/2
+  expect_near(s.data, {0.25, 1.0}, 1e-15);
+  // Two layers and heads average: the same block twice gives the same scores.
+  const Array a2 = make({2, 2, 2, 2}, {0.25, 0.75, 0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.25, 0.75,
+                                       0.5, 0.5});
+  const Array g2 = make({2, 2, 2, 2}, {2.0, -1.0, -3.0, 4.0, 2.0, -1.0, -3.0, 4.0, 2.0, -1.0, -3.0, 4.0, 2.0, -1.0,
+                                       -3.0, 4.0});
+  expect_near(grad_sam(AttentionView::of(a2), AttentionView::of(g2)).data, {0.25, 1.0}, 1e-15);
+}
+
+// AG-CAM's worked example (spec 17.3): L = 2, H = 2, N = 3, the CLS row only.
+TEST(AgCam, WorkedExample) {
+  Array s({2, 2, 3, 3}), g({2, 2, 3, 3});
+  const double rows_s[4][3] = {{0, 1, -1}, {2, 0, 0}, {0, .5, .5}, {1, -2, 3}};
+  const double rows_g[4][3] = {{.3, -.2, .4}, {.1, .5, -.1}, {0, .2, .2}, {0, -1, 1}};
+  for (int m = 0; m < 4; ++m)
+    for (int j = 0; j < 3; ++j) {
+      s.data[static_cast<std::size_t>(m) * 9 + j] = rows_s[m][j];
+      g.data[static_cast<std::size_t>(m) * 9 + j] = rows_g[m][j];
+      s.data[static_cast<std::size_t>(m) * 9 + 3 + j] = 5.0;  // another row: must not count
+      g.data[static_cast<std::size_t>(m) * 9 + 3 + j] = 5.0;
+    }
+  const Array out = agcam_row(AttentionView::of(s), AttentionView::of(g), 0);
+  EXPECT_NEAR(out.data[1], 0.374492, 1e-6);
+  EXPECT_NEAR(out.data[2], 1.184643, 1e-6);
+  EXPECT_THROW(agcam_row(AttentionView::of(s), AttentionView::of(g), 3), InputError);
+}
+
+// Beyond Intuition's worked example (spec 16.6): one block, two heads, two tokens.
+TEST(BeyondIntuition, HeadWeightsOfTheWorkedExample) {
+  const Array a = make({1, 2, 2, 2}, {.5, .5, .2, .8, .9, .1, .4, .6});
+  const Array g = make({1, 2, 2, 2}, {1, 0, 0, -1, .2, 0, 0, .1});
+  const Array r = bi_head_relevance(AttentionView::of(a), AttentionView::of(g), 0);
+  // w = (0.869565, 0.130435); R = I + Ã
+  expect_near(r.data, {1.552174, 0.447826, 0.226087, 1.773913}, 1e-6);
+  // Scaling the gradient by c > 0 leaves the head weights alone (spec 16.7 test 3).
+  Array g3 = g;
+  for (double& v : g3.data) v *= 7.0;
+  expect_near(bi_head_relevance(AttentionView::of(a), AttentionView::of(g3), 0).data, r.data, 1e-12);
+  EXPECT_THROW(bi_head_relevance(AttentionView::of(a), AttentionView::of(g), 1), InputError);
+}
+
+TEST(BeyondIntuition, TokenWiseScalesColumnsByTheRatios) {
+  const Array a = make({1, 1, 2, 2}, {.5, .5, .2, .8});
+  const Array o = make({1, 2}, {5.0, 0.5});  // the spec's ratio example: ||(3,4)||/||(1,0)||, ||(0,1)||/||(0,2)||
+  // R = I + A diag(o) = [[1 + 2.5, 0.25], [1, 1 + 0.4]]
+  expect_near(bi_token_relevance(AttentionView::of(a), o, 0).data, {3.5, 0.25, 1.0, 1.4}, 1e-12);
+  EXPECT_THROW(bi_token_relevance(AttentionView::of(a), make({1, 3}, {1, 1, 1}), 0), InputError);
+}
+
 }  // namespace
 }  // namespace attnlens

@@ -119,7 +119,9 @@ def main():
                 for name in os.listdir(out + "/explain"):
                     if name.startswith("000_im0_") and name.endswith(".npy"):
                         shapes[name[len("000_im0_"):-4]] = np.load(os.path.join(out, "explain", name)).shape
-                want = {k: (side, side) for k in ("raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer")}
+                want = {k: (side, side) for k in ("raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer",
+                                                  "grad-sam", "agcam", "bi-attn", "bi-attn-token", "atman",
+                                                  "attnlrp", "cp-lrp")}
                 want["heads"] = (heads, side, side)
                 with open(out + "/explain/heatmaps.csv") as f:
                     header = next(csv.reader(f))

@@ -101,5 +101,19 @@ TEST(Metrics, MeanStdSkipsNaN) {
   EXPECT_EQ(mean_std({NAN}).count, 0u);
 }
 
+// SaCo's worked example and its limits (spec 19.3).
+TEST(Metrics, SacoWorkedExample) {
+  EXPECT_NEAR(saco({4, 3, 2, 1}, {0.5, 0.1, 0.3, 0.0}), 0.8, 1e-15);  // F = 8, W = 10
+  EXPECT_DOUBLE_EQ(saco({4, 3, 2, 1}, {0.4, 0.3, 0.2, 0.1}), 1.0);
+  EXPECT_DOUBLE_EQ(saco({4, 3, 2, 1}, {0.1, 0.2, 0.3, 0.4}), -1.0);
+  // K = 2: the sign of the impact order; a tie counts as agreement.
+  EXPECT_DOUBLE_EQ(saco({2, 1}, {0.1, 0.3}), -1.0);
+  EXPECT_DOUBLE_EQ(saco({2, 1}, {0.3, 0.3}), 1.0);
+  // Invariant to a positive affine map of the salience (Δs scales by a).
+  EXPECT_NEAR(saco({4 * 3 + 1, 3 * 3 + 1, 2 * 3 + 1, 1 * 3 + 1}, {0.5, 0.1, 0.3, 0.0}), 0.8, 1e-15);
+  EXPECT_TRUE(std::isnan(saco({1, 1, 1}, {0.3, 0.2, 0.1})));  // a constant map: every weight 0
+  EXPECT_THROW(saco({1, 2}, {0.1}), InputError);
+}
+
 }  // namespace
 }  // namespace attnlens

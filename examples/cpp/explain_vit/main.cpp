@@ -26,21 +26,21 @@ int main(int argc, char** argv) {
     attnlens::MethodSettings settings;  // defaults: the CLS token, mean fusion, Abnar rollout, start layer 0
     const attnlens::ImageExplainer explainer({"rollout", "chefer"}, settings);
     const attnlens::ImageCapture capture = explainer.capture(*model, image.tensor.unsqueeze(0));  // a batch of one
-    const attnlens::AttentionRecord record = explainer.record(capture, 0, attnlens::token_layout(config));
     const std::int64_t predicted = capture.logits[0].argmax().item<std::int64_t>();
     std::printf("%s: predicted %s\n", image_path.c_str(), attnlens::label_of(config, predicted).c_str());
 
-    for (const auto& method : explainer.methods()) {
-      const attnlens::Array map = method->explain(record);  // [grid_h, grid_w], not rescaled
-      attnlens::write_array(out + "/" + method->name() + ".npy", map, {"row", "col"});
+    const auto maps = explainer.explain(*model, capture, image.tensor.unsqueeze(0), 0, predicted,
+                                        attnlens::token_layout(config));
+    for (const attnlens::MethodMap& m : maps) {  // m.map: [grid_h, grid_w], not rescaled
+      attnlens::write_array(out + "/" + m.method + ".npy", m.map, {"row", "col"});
       // Chefer's relevance is shown min-max scaled in his colours, rollout / max as vit-explain shows it.
-      const bool chefer = method->name() == "chefer";
+      const bool chefer = m.method == "chefer";
       const cv::Mat overlay = chefer
-                                  ? attnlens::overlay_chefer(image.rgb, attnlens::scale_for_display(map, true))
-                                  : attnlens::overlay_vit_explain(image.rgb, attnlens::scale_for_display(map, false));
-      attnlens::write_png(out + "/" + method->name() + ".png", overlay);
-      std::printf("  %-8s map %s -> %s/%s.png\n", method->name().c_str(), map.shape_string().c_str(), out.c_str(),
-                  method->name().c_str());
+                                  ? attnlens::overlay_chefer(image.rgb, attnlens::scale_for_display(m.map, true))
+                                  : attnlens::overlay_vit_explain(image.rgb, attnlens::scale_for_display(m.map, false));
+      attnlens::write_png(out + "/" + m.method + ".png", overlay);
+      std::printf("  %-8s map %s -> %s/%s.png\n", m.method.c_str(), m.map.shape_string().c_str(), out.c_str(),
+                  m.method.c_str());
     }
   } catch (const attnlens::InputError& e) {
     std::fprintf(stderr, "explain_vit: %s\n", e.what());
