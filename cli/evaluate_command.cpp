@@ -46,11 +46,6 @@ void run_evaluate(const EvaluateState& st) {
   if (st.data.empty()) throw InputError("--data is required");
   EvaluationPlan plan;
   plan.methods = st.methods;
-  if (plan.methods.size() == 1 && plan.methods[0] == "all") {  // every method with one map per image
-    plan.methods.clear();
-    for (const auto& name : image_method_names())
-      if (name != "heads") plan.methods.push_back(name);
-  }
   plan.settings = st.settings;
   resolve_relevance_options(plan.settings, st.atman_threshold);
   plan.baselines = st.baselines.size() == 1 && st.baselines[0] == "none" ? std::vector<std::string>{} : st.baselines;
@@ -61,6 +56,11 @@ void run_evaluate(const EvaluateState& st) {
 
   const std::unique_ptr<ImageClassifier> model = load_model(st.model);
   const ImageModelConfig& c = model->config();
+  if (plan.methods.size() == 1 && plan.methods[0] == "all") {  // every method with one map that fits the model
+    plan.methods.clear();
+    for (const auto& name : image_method_names(c))
+      if (name != "heads") plan.methods.push_back(name);
+  }
   const Preprocess pre = resolve_preprocess(st.model, c);
   InputSpace space;
   space.mean = pre.mean;

@@ -68,12 +68,17 @@ void run_explain(ExplainState& st) {
   s.residual = st.residual == "none" ? Residual::None : Residual::Half;
   s.steps = st.text.steps;
   resolve_relevance_options(s, st.atman_threshold);
-  if (st.methods.size() == 1 && st.methods[0] == "all") st.methods = image_method_names();
-  const ImageExplainer explainer(st.methods, s);
+  const bool all = st.methods.size() == 1 && st.methods[0] == "all";
+  if (all) st.methods = image_method_names();
+  ImageExplainer explainer(st.methods, s);
   if (st.threshold < 0.0 || st.threshold > 1.0) throw InputError("--threshold must be in (0, 1] (0 = no masks)");
 
   const std::unique_ptr<ImageClassifier> model = load_model(st.model);
   const ImageModelConfig& c = model->config();
+  if (all && image_method_names(c) != st.methods) {  // "all": the methods that apply to this architecture
+    st.methods = image_method_names(c);
+    explainer = ImageExplainer(st.methods, s);
+  }
   const TokenLayout layout = token_layout(c);
   explainer.check(c);
   if (s.query_row < 0 || s.query_row >= c.tokens()) throw InputError("--query-row is out of range for this model");
@@ -195,8 +200,9 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("--method", st->methods,
                   "Methods, comma-separated, or all: raw, rollout, grad-rollout, flow, flow-metzger, chefer, grad-sam, "
                   "heads (default rollout), and the ones that run the model again: agcam, bi-attn, bi-attn-token, "
-                  "atman, attnlrp, cp-lrp; for texts also attattr, blankout, input-x-gradient (not heads). All "
-                  "attention methods share one forward (and one backward)")
+                  "atman, attnlrp, cp-lrp, chefer-lrp (ViT/DeiT and DeiT III only: all leaves it out elsewhere); "
+                  "for texts also attattr, blankout, input-x-gradient (not heads). All attention methods share one "
+                  "forward (and one backward)")
       ->delimiter(',');
   sub->add_option("--category", st->category, "Class to explain (default: the predicted class)")
       ->check(CLI::NonNegativeNumber);
@@ -213,7 +219,8 @@ void add_explain_command(CLI::App& app, Action& action) {
                 "(spec 2); atman with the reference code's sign (negative = important); default: the fixed forms");
   sub->add_option("--residual", st->residual, "Residual for rollout/flow: half (default) or none")
       ->check(CLI::IsMember({"half", "none"}));
-  sub->add_option("--start-layer", st->settings.start_layer, "First layer for rollout and chefer (default 0)");
+  sub->add_option("--start-layer", st->settings.start_layer, "First layer for rollout, chefer and chefer-lrp "
+                  "(default 0)");
   sub->add_option("--layer", st->settings.layer, "Layer for raw and heads (default -1 = last)");
   sub->add_option("--threshold", st->threshold, "heads: also draw DINO mass-threshold masks at this share, e.g. 0.6");
   sub->add_option("-o,--output", st->output, "Output folder")->required();

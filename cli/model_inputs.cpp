@@ -123,7 +123,8 @@ cv::Mat rgb_to_bgr(const cv::Mat& rgb) {
 }
 
 void add_relevance_options(CLI::App* app, MethodSettings& s, std::string& atman_threshold, bool with_steps) {
-  auto* g = app->add_option_group("Methods that run the model again (attnlrp, cp-lrp, bi-attn, agcam, atman)");
+  auto* g = app->add_option_group("Methods that run the model again (attnlrp, cp-lrp, chefer-lrp, bi-attn, agcam, "
+                                  "atman)");
   g->add_option("--gamma-conv", s.gamma_conv,
                 "attnlrp/cp-lrp: zennit's Gamma on the patch embedding (default 0.25, a toolkit choice: the "
                 "reference sets none; 0 = the plain z-rule)");
@@ -132,6 +133,9 @@ void add_relevance_options(CLI::App* app, MethodSettings& s, std::string& atman_
   g->add_flag("--gamma-attention-projections", s.gamma_attention_projections,
               "attnlrp/cp-lrp: Gamma also on qkv and the attention output projection (LXT's torchvision ViT never "
               "reaches them)");
+  g->add_option("--chefer-lrp-variant", s.chefer_lrp_variant,
+                "chefer-lrp: transformer_attribution (default: the paper's map, from --start-layer), rollout (of the "
+                "LRP attention relevance), last_layer, or full (pixel LRP summed over each patch)");
   g->add_option("--bi-start-layer", s.bi_start_layer,
                 "bi-attn/bi-attn-token: first 0-based block aggregated (default: the authors' block 3 of 12 for "
                 "bi-attn, 5 of 12 for bi-attn-token, scaled to the depth)");

@@ -37,7 +37,7 @@ struct MethodSettings {
   RolloutMode rollout_mode = RolloutMode::Abnar;
   bool reference = false;        ///< grad-rollout: vit-explain's quirks (reversed layers, score gradients, ...)
   Residual residual = Residual::Half;
-  int start_layer = 0;           ///< rollout and chefer
+  int start_layer = 0;           ///< rollout, chefer and chefer-lrp: first 0-based block of the product
   int layer = -1;                ///< raw and heads: layer (negative from the end)
 
   // The methods that run the model again (explain/model_method.hpp).
@@ -53,6 +53,9 @@ struct MethodSettings {
   /// NaN = the token alone
   double atman_threshold = 0.6;
   int batch = 16;                ///< atman, bi-attn: model inputs per pass of the methods that run many copies
+  /// chefer-lrp: transformer_attribution (the paper's method), rollout (of the LRP attention relevance),
+  /// last_layer (the last block's) or full (pixel-level LRP summed over each patch)
+  std::string chefer_lrp_variant = "transformer_attribution";
 };
 
 class ExplanationMethod {

@@ -11,7 +11,8 @@ void ModelExplanationMethod::check(const ImageModelConfig& config) const {
 }
 
 const std::vector<std::string>& model_method_names() {
-  static const std::vector<std::string> names = {"agcam", "bi-attn", "bi-attn-token", "atman", "attnlrp", "cp-lrp"};
+  static const std::vector<std::string> names = {"agcam",   "bi-attn", "bi-attn-token", "atman",
+                                                "attnlrp", "cp-lrp",  "chefer-lrp"};
   return names;
 }
 
@@ -29,11 +30,19 @@ const std::vector<std::string>& image_method_names() {
   return names;
 }
 
+std::vector<std::string> image_method_names(const ImageModelConfig& config) {
+  std::vector<std::string> names;
+  for (const auto& n : image_method_names())
+    if (!is_model_method(n) || make_model_method(n, MethodSettings{})->applies_to(config)) names.push_back(n);
+  return names;
+}
+
 std::unique_ptr<ModelExplanationMethod> make_model_method(const std::string& name, const MethodSettings& s) {
   using Factory = std::unique_ptr<ModelExplanationMethod> (*)(const MethodSettings&);
   static const std::map<std::string, Factory> factories = {
       {"agcam", make_agcam}, {"bi-attn", make_bi_attn},   {"bi-attn-token", make_bi_attn_token},
-      {"atman", make_atman}, {"attnlrp", make_attnlrp}, {"cp-lrp", make_cp_lrp}};
+      {"atman", make_atman}, {"attnlrp", make_attnlrp}, {"cp-lrp", make_cp_lrp},
+      {"chefer-lrp", make_chefer_lrp}};
   const auto it = factories.find(name);
   if (it == factories.end()) {
     std::string known;

@@ -26,6 +26,9 @@ class ModelExplanationMethod {
   /// InputError when a setting does not fit the model (a start layer beyond its depth, a backbone without classes).
   /// Callers check before the first image, so bad settings write nothing.
   virtual void check(const ImageModelConfig& config) const;
+  /// False when the method cannot explain this architecture whatever the settings (chefer-lrp on DINOv2): "all"
+  /// leaves it out there, and check() says why when it is asked for by name.
+  virtual bool applies_to(const ImageModelConfig&) const { return true; }
   /// Relevance of each patch, [grid_h, grid_w], of one image [3, H, W] (normalised) for class `target` (>= 0); not
   /// rescaled, signed where the method is.
   virtual Array explain_image(const ImageClassifier& model, const torch::Tensor& image, std::int64_t target) const = 0;
@@ -34,13 +37,16 @@ class ModelExplanationMethod {
   virtual double passes(const ImageModelConfig& config) const = 0;
 };
 
-/// agcam, bi-attn, bi-attn-token, atman, attnlrp, cp-lrp.
+/// agcam, bi-attn, bi-attn-token, atman, attnlrp, cp-lrp, chefer-lrp.
 const std::vector<std::string>& model_method_names();
 bool is_model_method(const std::string& name);
 /// InputError for an unknown name or a setting out of range (gamma < 0, steps < 1, ...).
 std::unique_ptr<ModelExplanationMethod> make_model_method(const std::string& name, const MethodSettings& settings);
 /// Every image method: method_names() then model_method_names().
 const std::vector<std::string>& image_method_names();
+/// What "all" means for one model: image_method_names() less the model methods that do not apply to its
+/// architecture (ModelExplanationMethod::applies_to).
+std::vector<std::string> image_method_names(const ImageModelConfig& config);
 
 // The factories behind make_model_method, one per file in explain/.
 std::unique_ptr<ModelExplanationMethod> make_agcam(const MethodSettings&);
@@ -49,6 +55,7 @@ std::unique_ptr<ModelExplanationMethod> make_bi_attn_token(const MethodSettings&
 std::unique_ptr<ModelExplanationMethod> make_atman(const MethodSettings&);
 std::unique_ptr<ModelExplanationMethod> make_attnlrp(const MethodSettings&);
 std::unique_ptr<ModelExplanationMethod> make_cp_lrp(const MethodSettings&);
+std::unique_ptr<ModelExplanationMethod> make_chefer_lrp(const MethodSettings&);
 
 }  // namespace attnlens
 ATTNLENS_API_END

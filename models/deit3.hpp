@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 
 #include "../core/api.hpp"
 #include "checkpoint.hpp"
@@ -28,6 +29,8 @@ class Deit3 : public ImageClassifier {
   static Deit3 load(const CheckpointTensors& weights, const ImageModelOptions& options);
 
   const Deit3Config& config() const override { return config_; }
+  const VisionBackbone* vision_backbone() const override { return &backbone_; }
+  std::pair<torch::Tensor, torch::Tensor> cls_head() const override { return {head_w_, head_b_}; }
 
  protected:
   torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const override;

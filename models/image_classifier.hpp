@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/api.hpp"
@@ -17,6 +18,8 @@
 
 ATTNLENS_API_BEGIN
 namespace attnlens {
+
+struct VisionBackbone;  // vision_backbone.hpp
 
 /// What every image family shares: input size, patch grid, prefix tokens, classes and preprocessing.
 struct ImageModelConfig {
@@ -91,6 +94,13 @@ class ImageClassifier {
   /// relevance).
   ImageCapture capture(const torch::Tensor& images, const std::vector<std::int64_t>& targets = {},
                        const ForwardRules& rules = {}) const;
+
+  /// The patch embedding, blocks and final norm, for methods that run the layers themselves (chefer-lrp keeps
+  /// every layer's input); null for the families that do not expose them (DINOv2, CLIP).
+  virtual const VisionBackbone* vision_backbone() const { return nullptr; }
+  /// (weight [C, D], bias [C]) of the linear head when the logits are exactly that head on the final CLS features;
+  /// undefined tensors otherwise (a backbone, a distilled DeiT's two heads, CLIP's prompts).
+  virtual std::pair<torch::Tensor, torch::Tensor> cls_head() const { return {}; }
 
  protected:
   /// The family's forward pass: logits, appending each layer's attention and pre-softmax scores to `capture`

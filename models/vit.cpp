@@ -187,6 +187,11 @@ VisionTransformer VisionTransformer::load(const CheckpointTensors& weights, cons
   return m;
 }
 
+std::pair<torch::Tensor, torch::Tensor> VisionTransformer::cls_head() const {
+  if (config_.distilled) return {};
+  return {head_w_, head_b_};
+}
+
 torch::Tensor VisionTransformer::run(const torch::Tensor& images, ImageCapture* capture,
                                      const ForwardRules& rules) const {
   check_input(images);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/api.hpp"
@@ -38,6 +39,9 @@ class VisionTransformer : public ImageClassifier {
                                 const ImageModelOptions& options);
 
   const VitConfig& config() const override { return config_; }
+  const VisionBackbone* vision_backbone() const override { return &backbone_; }
+  /// Undefined for a distilled DeiT (its logits average two heads) and a backbone.
+  std::pair<torch::Tensor, torch::Tensor> cls_head() const override;
 
  protected:
   torch::Tensor run(const torch::Tensor& images, ImageCapture* capture, const ForwardRules& rules) const override;

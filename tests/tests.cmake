@@ -18,6 +18,7 @@ gtest_discover_tests(viz_image_tests DISCOVERY_TIMEOUT 60)
 add_executable(model_tests
   tests/test_main.cpp
   tests/models/test_forward_rules.cpp
+  tests/models/test_chefer_lrp.cpp
 )
 target_link_libraries(model_tests PRIVATE attnlens_eval GTest::gtest)
 target_compile_definitions(model_tests PRIVATE ATTNLENS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
@@ -53,6 +54,12 @@ if(DEBIAN_PYTHON)
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/relevance_vs_pytorch.py $<TARGET_FILE:attnlens>
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(relevance_vs_pytorch PROPERTIES TIMEOUT 300)
+  # chefer-lrp's closed-form rules against the autograd z-rules of the reference (spec 15.2), every variant, on the
+  # bundled model, a random ViT and a random DeiT III.
+  add_test(NAME chefer_lrp_vs_pytorch
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/chefer_lrp_vs_pytorch.py $<TARGET_FILE:attnlens>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(chefer_lrp_vs_pytorch PROPERTIES TIMEOUT 300)
   add_test(NAME flow_vs_networkx
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/flow_vs_networkx.py $<TARGET_FILE:attnlens>)
   set_tests_properties(flow_vs_networkx PROPERTIES TIMEOUT 300)

@@ -15,21 +15,22 @@ model=$root/data/models/fmnist-vit
 
 samples=("$model"/samples/00_*.png "$model"/samples/01_*.png "$model"/samples/02_*.png)
 check "explain all methods" "$bin" explain "${samples[@]}" --model "$model" --method all --threshold 0.6 -q -o "$tmp/out"
-check "outputs exist" bash -c "for m in raw rollout grad-rollout flow flow-metzger chefer grad-sam heads agcam bi-attn bi-attn-token atman attnlrp cp-lrp; do
+check "outputs exist" bash -c "for m in raw rollout grad-rollout flow flow-metzger chefer grad-sam heads agcam bi-attn bi-attn-token atman attnlrp cp-lrp \
+  chefer-lrp; do
   for i in 000 001 002; do ls $tmp/out/\${i}_*_\$m.npy $tmp/out/\${i}_*_\$m.png >/dev/null || exit 1; done; done
   ls $tmp/out/000_*_heads_grid.png $tmp/out/index.html $tmp/out/summary.json $tmp/out/heatmaps.csv >/dev/null"
 check "csv has one row per image and method" $py - "$tmp/out/heatmaps.csv" "$model/config.json" <<'EOF'
 import csv, json, sys
 rows = list(csv.reader(open(sys.argv[1])))
 c = json.load(open(sys.argv[2]))
-assert len(rows) == 1 + 3 * 14, len(rows)
+assert len(rows) == 1 + 3 * 15, len(rows)
 patches = (c["image_size"] // c["patch_size"]) ** 2
 assert len(rows[1]) == 4 + patches, len(rows[1])  # image, method, class, label, one column per patch
 EOF
 check "html embeds every overlay" $py - "$tmp/out/index.html" <<'EOF'
 import sys
 page = open(sys.argv[1]).read()
-assert page.count("data:image/png;base64,") == 3 * (1 + 14 + 1), page.count("data:image/png;base64,")
+assert page.count("data:image/png;base64,") == 3 * (1 + 15 + 1), page.count("data:image/png;base64,")
 assert "http://" not in page and "https://" not in page
 EOF
 

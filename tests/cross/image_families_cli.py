@@ -6,7 +6,8 @@ only (the register tokens are prefix tokens: `raw` equals the head-mean CLS row 
 columns of `capture`, `query` the patch's row); `capture` reports the layout. Then bad checkpoints and options: a
 checkpoint no family matches names the families tried and the tensors looked for; a config that restates heads,
 width, registers or the vocabulary differently from the weights; CLIP without its config or tokenizer files;
---labels for a model that is not CLIP. Each must exit 2 with one line "attnlens: error: ..." and write nothing.
+--labels for a model that is not CLIP; chefer-lrp asked for on DINOv2 and CLIP. Each must exit 2 with one line
+"attnlens: error: ..." and write nothing.
 
 Usage: image_families_cli.py PATH/TO/attnlens   Prints one line per check, then "N passed, M failed".
 """
@@ -122,6 +123,8 @@ def main():
                 want = {k: (side, side) for k in ("raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer",
                                                   "grad-sam", "agcam", "bi-attn", "bi-attn-token", "atman",
                                                   "attnlrp", "cp-lrp")}
+                if family == "DeiT III":  # one CLS head: chefer-lrp applies (all leaves it out for DINOv2, CLIP)
+                    want["chefer-lrp"] = (side, side)
                 want["heads"] = (heads, side, side)
                 with open(out + "/explain/heatmaps.csv") as f:
                     header = next(csv.reader(f))
@@ -226,8 +229,13 @@ def main():
             "tokens, but the text tower embeds")
         bad["--pos-interpolation nearest"] = (table["DINOv2"][0], ["--image-size", "56", "--pos-interpolation",
                                                                    "nearest"], "pos-interpolation")
+        commands = {name: (["explain", x56, "--method", "all"], ["predict", x56]) for name in bad}
+        for family in ("DINOv2", "CLIP"):  # asked for by name, chefer-lrp refuses the families it does not fit
+            name = f"--method chefer-lrp on {family}"
+            bad[name] = (table[family][0], table[family][1], r"chefer-lrp needs a ViT with one CLS head")
+            commands[name] = (["explain", x56, "--method", "chefer-lrp"],)
         for name, (folder, extra, pattern) in bad.items():
-            for command in (["explain", x56, "--method", "all"], ["predict", x56]):
+            for command in commands[name]:
                 out = os.path.join(tmp, "never", re.sub(r"\W+", "_", name) + command[0])
                 args = [*command, "--model", folder, *extra] + (["-o", out] if command[0] == "explain" else ["--json"])
                 proc = run(binary, *args)
