@@ -8,6 +8,12 @@
 //   forward-occlusion  one batch of patches + 1 images (197 for DeiT-tiny), logits only
 //   blankout           blank-out of one image (spec 8.1): builds those images and runs them -> ratio to the above
 //   blankout-chunks16  the same in forward passes of 16 images                                  -> ratio to the above
+//   forward-1, forward+backward-1   one image's forward, and its forward + backward (the passes the methods below
+//                      are made of)
+//   agcam, attnlrp, cp-lrp, chefer-lrp, bi-attn, bi-attn-token, atman   the methods that run the model again, per
+//                      image -> ratio to the passes each needs: one forward+backward (agcam, the LRPs), 1 + steps
+//                      forward+backward (Beyond Intuition, its path in batches of 16), 1 + patches forwards (AtMan,
+//                      in batches of 16)
 // Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]; MODEL_DIR holds any image family.
 // bench/run_model_bench.py creates a DeiT-tiny shaped model, bench/run_dinov2_bench.py a DINOv2-S/14 one; each runs
 // this and times the same model in PyTorch eager for the predict comparison.
@@ -23,6 +29,7 @@
 #include "core/rollout.hpp"
 #include "eval/perturbation.hpp"
 #include "models/arrays.hpp"
+#include "explain/model_method.hpp"
 #include "models/image_classifier.hpp"
 
 namespace {
@@ -32,8 +39,29 @@ using attnlens::AttentionView;
 
 std::string g_model;
 int g_batch = 8;
+int g_patches = 0;
 
-enum class Kind { Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut, BlankOut16 };
+enum class Kind {
+  Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut, BlankOut16,
+  ForwardOne, ForwardBackwardOne, ModelMethod
+};
+
+// One image's explanation by a method that runs the model itself, or one image's forward (+ backward).
+void run_one(benchmark::State& state, Kind kind, const std::string& method) {
+  const auto model = attnlens::load_image_classifier(g_model);
+  const auto& c = model->config();
+  torch::manual_seed(0);
+  const auto image = torch::randn({3, c.image_height, c.image_width});
+  const auto method_ptr = kind == Kind::ModelMethod ? attnlens::make_model_method(method, {}) : nullptr;
+  for (auto _ : state) {
+    if (kind == Kind::ForwardOne)
+      benchmark::DoNotOptimize(model->forward(image.unsqueeze(0)));
+    else if (kind == Kind::ForwardBackwardOne)
+      benchmark::DoNotOptimize(model->capture(image.unsqueeze(0), {-1}).input_grad);
+    else
+      benchmark::DoNotOptimize(method_ptr->explain_image(*model, image, 0).data.data());
+  }
+}
 
 void run(benchmark::State& state, Kind kind) {
   const auto model = attnlens::load_image_classifier(g_model);
@@ -105,6 +133,20 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ratio("chefer", "forward+backward");
     ratio("blankout", "forward-occlusion");
     ratio("blankout-chunks16", "forward-occlusion");
+    const auto f1 = millis_.find("forward-1"), fb1 = millis_.find("forward+backward-1");
+    if (f1 != millis_.end() && fb1 != millis_.end()) {
+      std::printf("\none image: forward %.2f ms, forward+backward %.2f ms; each method / the passes it needs:\n",
+                  f1->second, fb1->second);
+      const std::pair<const char*, double> needs[] = {
+          {"agcam", fb1->second},         {"attnlrp", fb1->second},        {"cp-lrp", fb1->second},
+          {"chefer-lrp", fb1->second},    {"bi-attn", 21 * fb1->second},   {"bi-attn-token", 21 * fb1->second},
+          {"atman", (1 + g_patches) * f1->second}};
+      for (const auto& [name, passes] : needs) {
+        const auto m = millis_.find(name);
+        if (m != millis_.end())
+          std::printf("%-34s %8.2f ms / %8.2f ms = %.3fx\n", name, m->second, passes, m->second / passes);
+      }
+    }
     const auto f = millis_.find("forward");
     if (f != millis_.end()) std::printf("forward_ms_per_image %.4f\n", f->second / g_batch);
   }
@@ -136,6 +178,18 @@ int main(int argc, char** argv) {
                                                 {"blankout-chunks16", Kind::BlankOut16}};
   for (const auto& [name, kind] : cases)
     benchmark::RegisterBenchmark(name, run, kind)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  {
+    const auto model = attnlens::load_image_classifier(g_model);
+    g_patches = model->config().grid_h() * model->config().grid_w();
+  }
+  benchmark::RegisterBenchmark("forward-1", run_one, Kind::ForwardOne, "")->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  benchmark::RegisterBenchmark("forward+backward-1", run_one, Kind::ForwardBackwardOne, "")
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
+  for (const auto& name : attnlens::model_method_names())
+    benchmark::RegisterBenchmark(name.c_str(), run_one, Kind::ModelMethod, name)
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(2.0);
   RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();

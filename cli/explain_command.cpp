@@ -50,6 +50,8 @@ std::string stem_of(const std::string& path, size_t index) {
 }
 
 void run_explain(ExplainState& st) {
+  st.settings.steps = st.text.steps;
+  resolve_relevance_options(st.settings, st.atman_threshold);
   if (st.text.active()) {
     if (!st.inputs.empty()) throw InputError("give images or --text/--texts, not both");
     st.text.model.model = st.model.model;
@@ -66,8 +68,6 @@ void run_explain(ExplainState& st) {
                    : st.mode == "chefer"              ? RolloutMode::Chefer
                                                       : RolloutMode::Abnar;
   s.residual = st.residual == "none" ? Residual::None : Residual::Half;
-  s.steps = st.text.steps;
-  resolve_relevance_options(s, st.atman_threshold);
   const bool all = st.methods.size() == 1 && st.methods[0] == "all";
   if (all) st.methods = image_method_names();
   ImageExplainer explainer(st.methods, s);

@@ -137,8 +137,9 @@ void add_relevance_options(CLI::App* app, MethodSettings& s, std::string& atman_
                 "chefer-lrp: transformer_attribution (default: the paper's map, from --start-layer), rollout (of the "
                 "LRP attention relevance), last_layer, or full (pixel LRP summed over each patch)");
   g->add_option("--bi-start-layer", s.bi_start_layer,
-                "bi-attn/bi-attn-token: first 0-based block aggregated (default: the authors' block 3 of 12 for "
-                "bi-attn, 5 of 12 for bi-attn-token, scaled to the depth)");
+                "bi-attn/bi-attn-token: first 0-based block aggregated (default, images: the authors' block 3 of "
+                "12 for bi-attn, 5 of 12 for bi-attn-token, scaled to the depth; texts: their BERT code's last "
+                "layer, and last 4 layers)");
   if (with_steps)
     g->add_option("--steps", s.steps, "bi-attn/bi-attn-token: points of the gradient path, 0 and 1 included "
                                       "(default 20)");

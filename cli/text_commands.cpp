@@ -622,4 +622,13 @@ void add_text_commands(CLI::App& app, Action& action) {
   words->callback([aw, &action] { action = [aw] { run_attack_words(*aw); }; });
 }
 
+LabelledTexts load_labelled_split(const TextModel& model, const std::string& data, const std::string& split, int limit,
+                                  bool quiet) {
+  DataOptions o;
+  o.data = data;
+  o.split = split;
+  o.limit = limit;
+  return load_labelled(model, o, split, quiet);
+}
+
 }  // namespace attnlens::cli

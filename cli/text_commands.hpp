@@ -7,6 +7,7 @@
 
 #include "cli/attention_commands.hpp"
 #include "explain/method.hpp"
+#include "eval/text_applications.hpp"
 #include "models/text_model.hpp"
 
 namespace attnlens::cli {
@@ -47,6 +48,11 @@ struct TextExplainOptions {
 /// index.html page.
 void run_explain_text(const TextExplainOptions& options, std::vector<std::string> methods, MethodSettings settings,
                       int category, const std::string& output, bool quiet);
+
+/// The labelled texts of `split` ("test", "train", "all") of `data` (empty: the fetched data/sentiment), the first
+/// `limit` (0 = all), encoded for `model`; a warning on stderr (unless quiet) for texts cut to the model's length.
+LabelledTexts load_labelled_split(const TextModel& model, const std::string& data, const std::string& split, int limit,
+                                  bool quiet);
 
 /// prune, tree, triggers, attack words.
 void add_text_commands(CLI::App& app, Action& action);

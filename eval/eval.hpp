@@ -9,3 +9,4 @@
 #include "eval/image_evaluation.hpp"
 #include "eval/perturbation.hpp"
 #include "eval/text_applications.hpp"
+#include "eval/text_evaluation.hpp"

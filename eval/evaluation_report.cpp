@@ -36,7 +36,8 @@ const std::vector<std::pair<std::string, std::string>>& table_columns() {
       {"pointing_hit", "pointing game"},
       {"mass_in_box", "mass in box"},
       {"saco", "SaCo (higher is better)"},
-      {"milliseconds", "ms per image"}};
+      {"word_attack_auc", "word attack AUC (lower is better)"},
+      {"milliseconds", "ms per image or text"}};
   return c;
 }
 
@@ -67,19 +68,30 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
   HtmlReport page("attnlens evaluate");
   page.section("Faithfulness of the explanations");
   char line[160];
-  std::snprintf(line, sizeof line, "%zu images", s.images);
+  const bool text = s.unit == "text";
+  std::snprintf(line, sizeof line, "%zu %s", s.images, text ? "texts" : "images");
   std::string intro = line;
   if (std::isfinite(s.accuracy)) {
     std::snprintf(line, sizeof line, "; top-1 accuracy of the model on them %.1f%%", 100.0 * s.accuracy);
     intro += line;
   }
-  page.paragraph(intro +
-                 ". Mean \u00b1 standard deviation over images. Blank-out: each patch set to black before "
-                 "normalisation, drop of the predicted class's probability (spec 8.1). Deletion/insertion: "
-                 "probability of the predicted class as patches are removed from the image or restored onto "
-                 "black, most relevant first. Positive/negative perturbation: top-1 accuracy as the most / "
-                 "least relevant 10-90% of pixels are blacked out (spec 8.2). Localisation: the top patch "
-                 "inside the object's box, and the share of relevance inside it.");
+  if (text)
+    page.paragraph(intro +
+                   ". Mean \u00b1 standard deviation over texts, on the words (special tokens are never scored or "
+                   "masked). Blank-out: each token replaced by the mask token, drop of the predicted class's "
+                   "probability (spec 8.1). Deletion/insertion: probability of the predicted class as words are "
+                   "masked, or restored onto a fully masked text, most relevant first. SaCo: words in up to 10 "
+                   "groups by rank, each group masked alone (spec 19). Word attack: the share of k = 0..K top words "
+                   "masked at which the text keeps its gold label.");
+  else
+    page.paragraph(intro +
+                   ". Mean \u00b1 standard deviation over images. Blank-out: each patch set to black before "
+                   "normalisation, drop of the predicted class's probability (spec 8.1). Deletion/insertion: "
+                   "probability of the predicted class as patches are removed from the image or restored onto "
+                   "black, most relevant first. Positive/negative perturbation: top-1 accuracy as the most / "
+                   "least relevant 10-90% of pixels are blacked out (spec 8.2). Localisation: the top patch "
+                   "inside the object's box, and the share of relevance inside it. SaCo: pixels in 10 groups by "
+                   "rank, each group replaced by the image's mean alone (spec 19).");
   page.preformatted(settings);
   std::vector<std::string> header{"method"};
   std::vector<std::string> shown;
@@ -96,14 +108,16 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
     for (const auto& key : shown) row.emplace_back(mean_pm_std(r.scalars.at(key)));
     rows.push_back(std::move(row));
   }
-  page.table(header, rows, "Summary (baselines: random maps and a centre prior; blank-out itself as an oracle row)");
+  page.table(header, rows,
+             text ? "Summary (baseline: random scores; blank-out itself as an oracle row)"
+                  : "Summary (baselines: random maps and a centre prior; blank-out itself as an oracle row)");
 
   page.section("Curves");
   std::vector<double> fractions = curve_fractions(), steps = perturbation_fractions();
-  curve_plot(page, s, "Deletion", "share of patches removed", "p(predicted class)", fractions,
-             &RowSummary::deletion_curve);
-  curve_plot(page, s, "Insertion", "share of patches restored", "p(predicted class)", fractions,
-             &RowSummary::insertion_curve);
+  curve_plot(page, s, "Deletion", text ? "share of words masked" : "share of patches removed", "p(predicted class)",
+             fractions, &RowSummary::deletion_curve);
+  curve_plot(page, s, "Insertion", text ? "share of words restored" : "share of patches restored",
+             "p(predicted class)", fractions, &RowSummary::insertion_curve);
   curve_plot(page, s, "Positive perturbation", "share of pixels blacked out (most relevant first)", "top-1 accuracy",
              steps, &RowSummary::positive_accuracy);
   curve_plot(page, s, "Negative perturbation", "share of pixels blacked out (least relevant first)", "top-1 accuracy",
@@ -119,7 +133,9 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
       row.emplace_back(j < r.spearman_vs.size() ? TableCell(r.spearman_vs[j]) : TableCell("\u2013"));
     matrix.push_back(std::move(row));
   }
-  page.table(matrix_header, matrix, "Mean over images of the per-image Spearman correlation of the patch maps");
+  page.table(matrix_header, matrix,
+             text ? "Mean over texts of the per-text Spearman correlation of the word scores"
+                  : "Mean over images of the per-image Spearman correlation of the patch maps");
 
   std::vector<std::string> names;
   std::vector<double> cost;
@@ -131,12 +147,13 @@ std::string evaluation_report_html(const EvaluationSummary& s, const std::string
   }
   if (!names.empty()) {
     PlotOptions o;
-    o.title = "Cost per image";
+    o.title = text ? "Cost per text" : "Cost per image";
     o.y_label = "milliseconds";
     o.width = 560;
     o.height = 320;
     o.legend = false;
-    page.svg(svg_bar_chart(names, {{"ms", cost}}, o), "Mean cost per image, model passes included");
+    page.svg(svg_bar_chart(names, {{"ms", cost}}, o),
+             std::string("Mean cost per ") + (text ? "text" : "image") + ", model passes included");
   }
 
   if (!gallery.empty()) {

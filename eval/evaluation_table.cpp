@@ -16,7 +16,7 @@ const std::vector<std::string>& scalar_columns() {
   static const std::vector<std::string> c{"milliseconds", "spearman_blankout", "top_overlap_blankout",
                                           "deletion_auc", "insertion_auc",     "positive_auc",
                                           "negative_auc", "pointing_hit",      "mass_in_box",
-                                          "saco"};
+                                          "saco",         "word_attack_auc"};
   return c;
 }
 
@@ -25,7 +25,7 @@ template <typename Scores>
 auto scalar_fields(Scores& m) {
   return std::array{&m.milliseconds, &m.spearman_blankout, &m.top_overlap_blankout, &m.deletion_auc, &m.insertion_auc,
                     &m.positive_auc, &m.negative_auc,      &m.pointing_hit,         &m.mass_in_box,
-                    &m.saco};
+                    &m.saco,         &m.word_attack_auc};
 }
 
 std::string number(double v) {

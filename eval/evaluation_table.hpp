@@ -36,6 +36,7 @@ struct RowSummary {
   std::vector<double> spearman_vs;                           ///< mean over images, one per row name
 };
 struct EvaluationSummary {
+  std::string unit = "image";  ///< what was evaluated: "image" or "text" (the report's wording)
   std::vector<std::string> row_names;
   std::size_t images = 0;
   double accuracy = NAN;  ///< top-1 accuracy of the model on the labelled images

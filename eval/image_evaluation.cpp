@@ -16,19 +16,6 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-/// y sampled at fractions t of a curve given at k/n, k = 0..n (linear interpolation).
-std::vector<double> resample(const std::vector<double>& curve, const std::vector<double>& fractions) {
-  const double n = static_cast<double>(curve.size() - 1);
-  std::vector<double> out;
-  for (double t : fractions) {
-    const double pos = t * n;
-    const auto k = std::min(static_cast<std::size_t>(pos), curve.size() - 2);
-    const double w = pos - static_cast<double>(k);
-    out.push_back((1.0 - w) * curve[k] + w * curve[k + 1]);
-  }
-  return out;
-}
-
 }  // namespace
 
 const std::vector<std::string>& EvaluationMetrics::names() {
@@ -220,11 +207,11 @@ std::vector<ImageScores> ImageEvaluator::evaluate(const std::vector<EvaluationIm
         }
         if (plan_.metrics.deletion) {
           ms.deletion_auc = trapezoid_auc(x, del);
-          ms.deletion_curve = resample(del, curve_fractions());
+          ms.deletion_curve = resample_curve(del, curve_fractions());
         }
         if (plan_.metrics.insertion) {
           ms.insertion_auc = trapezoid_auc(x, ins);
-          ms.insertion_curve = resample(ins, curve_fractions());
+          ms.insertion_curve = resample_curve(ins, curve_fractions());
         }
       }
       if (perturb) {

@@ -46,6 +46,7 @@ struct MethodScores {
   std::vector<double> positive_correct, negative_correct;  ///< 0/1 at perturbation_fractions()
   double pointing_hit = NAN, mass_in_box = NAN;
   double saco = NAN;  ///< SaCo over 10 pixel groups (spec 19), NaN for a constant map
+  double word_attack_auc = NAN;  ///< texts only: share of k = 0..K top words masked at which the gold label holds
   std::vector<double> spearman_vs;  ///< against every row of ImageEvaluator::row_names(), in that order
 };
 

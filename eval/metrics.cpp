@@ -147,6 +147,19 @@ MeanStd mean_std(const std::vector<double>& values) {
   return m;
 }
 
+std::vector<double> resample_curve(const std::vector<double>& curve, const std::vector<double>& fractions) {
+  if (curve.size() < 2) throw InputError("a curve needs at least two points");
+  const double n = static_cast<double>(curve.size() - 1);
+  std::vector<double> out;
+  for (double t : fractions) {
+    const double pos = t * n;
+    const auto k = std::min(static_cast<std::size_t>(pos), curve.size() - 2);
+    const double w = pos - static_cast<double>(k);
+    out.push_back((1.0 - w) * curve[k] + w * curve[k + 1]);
+  }
+  return out;
+}
+
 double saco(const std::vector<double>& salience, const std::vector<double>& impact) {
   if (salience.size() != impact.size()) throw InputError("SaCo: one impact per group is needed");
   double f = 0.0, total = 0.0;

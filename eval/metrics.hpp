@@ -35,6 +35,10 @@ double top_k_overlap(const std::vector<double>& a, const std::vector<double>& b,
 /// Trapezoid-rule area under y(x), x ascending. Throws InputError when lengths differ or are below 2.
 double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
 
+/// A curve given at k/n, k = 0..n (n >= 1), sampled at `fractions` in [0, 1] by linear interpolation: how the
+/// deletion and insertion curves of different lengths (patches, words) are stored at common fractions.
+std::vector<double> resample_curve(const std::vector<double>& curve, const std::vector<double>& fractions);
+
 /// SaCo, the salience-guided faithfulness coefficient (Wu et al., CVPR 2024; spec 19.1 step 4, the official
 /// aggregation): over all group pairs i < j, w = s_i - s_j where impact_i >= impact_j, else -(s_i - s_j);
 /// SaCo = sum w / sum |w|, in [-1, 1]. `salience` are the groups' salience sums (most salient first), `impact` the

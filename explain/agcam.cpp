@@ -27,6 +27,18 @@ class AgCam : public ModelExplanationMethod {
     return patch_map_of_vector(agcam_row(AttentionView::of(scores), AttentionView::of(gradient), row_),
                                TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w()));
   }
+  bool explains_text() const override { return true; }
+  std::vector<double> explain_text(const TextClassifier& model, const TextBatch& text,
+                                   std::int64_t target) const override {
+    TextIntervention iv;
+    iv.rules.detach_attention_input = true;
+    iv.rules.record_scores = true;
+    const TextCapture cap = model.capture(text, {target}, TargetKind::Logit, iv);
+    if (row_ >= text.length()) throw InputError("--query-row is out of range for this text");
+    const Array scores = image_layers(cap.scores, 0), gradient = image_layers(cap.attention_grad, 0);
+    return agcam_row(AttentionView::of(scores), AttentionView::of(gradient), row_).data;
+  }
+
   double passes(const ImageModelConfig&) const override { return 3.0; }  // one forward, one backward
 
  private:

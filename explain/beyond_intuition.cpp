@@ -57,6 +57,58 @@ class BeyondIntuition : public ModelExplanationMethod {
                      TokenLayout::resolve(c.tokens(), c.prefix_tokens(), c.grid_h(), c.grid_w()));
   }
 
+  bool explains_text() const override { return true; }
+  // The authors' BERT version (spec 16.5): the last layer alone (head-wise) or the last four (token-wise) by default,
+  // the path scales the embedding layer's output, and the weight is the [CLS] row of W, applied to every row.
+  std::vector<double> explain_text(const TextClassifier& model, const TextBatch& text,
+                                   std::int64_t target) const override {
+    const int L = model.config().num_layers;
+    const int first = s_.bi_start_layer >= 0 ? s_.bi_start_layer : token_wise_ ? std::max(0, L - 4) : L - 1;
+    if (first >= L)
+      throw InputError("--bi-start-layer " + std::to_string(first) + " is out of range: the model has " +
+                       std::to_string(L) + " layers (0-based)");
+    const std::int64_t T = text.length();
+    if (s_.query_row >= T) throw InputError("--query-row is out of range for this text");
+    TextIntervention iv;
+    iv.rules.record_values = token_wise_;
+    const TextCapture cap = model.capture(text, {target}, TargetKind::Logit, iv);
+    const Array attention = image_layers(cap.attention, 0);
+    Array relevance;
+    if (!token_wise_) {
+      relevance = bi_head_relevance(AttentionView::of(attention), AttentionView::of(image_layers(cap.attention_grad, 0)),
+                                    first);
+    } else {
+      std::vector<torch::Tensor> ratios;
+      for (int l = 0; l < L; ++l)
+        ratios.push_back(cap.value_proj[l][0].norm(2, -1) / cap.hidden_in[l][0].norm(2, -1));
+      relevance = bi_token_relevance(AttentionView::of(attention), to_array(torch::stack(ratios)), first);
+      for (double& v : relevance.data) v = std::abs(v);
+    }
+    // W's [CLS] row from the path alpha * e, e = the embedding layer's output (the input of layer 0).
+    torch::Tensor embedded;
+    {
+      torch::NoGradGuard no_grad;
+      embedded = model.embedding_output(text);
+    }
+    const torch::Tensor alphas = torch::linspace(0.0, 1.0, s_.steps, embedded.options());
+    torch::Tensor sum;
+    for (std::int64_t begin = 0; begin < s_.steps; begin += s_.batch) {
+      const std::int64_t n = std::min<std::int64_t>(s_.batch, s_.steps - begin);
+      const torch::Tensor x =
+          (alphas.narrow(0, begin, n).view({n, 1, 1}) * embedded.expand({n, -1, -1})).detach().requires_grad_(true);
+      TextCapture path;
+      model.forward_from(x, text.attention_mask.repeat({n, 1}), 0, {}, &path).select(1, target).sum().backward();
+      const torch::Tensor g = path.attention.back().grad().sum(0);
+      sum = sum.defined() ? sum + g : g;
+    }
+    const Array weight = to_array((sum / static_cast<double>(s_.steps)).clamp_min(0).mean(0)[0]);  // [T]
+    for (std::int64_t i = 0; i < T; ++i)
+      for (std::int64_t j = 0; j < T; ++j) relevance.data[static_cast<size_t>(i * T + j)] *= weight.data[j];
+    relevance.data[0] = 0.0;  // the reference's R[0, 0] <- 0
+    const double* row = relevance.data.data() + static_cast<size_t>(s_.query_row) * T;
+    return std::vector<double>(row, row + T);
+  }
+
   double passes(const ImageModelConfig&) const override { return 3.0 * (1 + s_.steps); }
 
  private:

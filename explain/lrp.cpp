@@ -2,7 +2,8 @@
 // the target logit through a model whose LayerNorms, activations and attention products carry the LRP rules
 // (models/forward_rules.hpp), zennit's generalised Gamma on the patch embedding, feed-forward and head; the relevance
 // of each pixel is input x gradient summed over the channels, and a patch's relevance is the sum over its pixels.
-// LXT's ViT map is CP-LRP; AttnLRP's softmax rule on a ViT is a toolkit extension with no reference numbers.
+// LXT's ViT map is CP-LRP; AttnLRP's softmax rule on a ViT is a toolkit extension with no reference numbers. On text,
+// AttnLRP is LXT's BERT map and CP-LRP (which LXT has for ViT only) the same with q and k detached.
 #include <cmath>
 
 #include "explain/model_method.hpp"
@@ -33,6 +34,19 @@ class Lrp : public ModelExplanationMethod {
     const std::int64_t p = c.patch_size;
     const torch::Tensor pixels = (x * cap.input_grad).sum(1)[0];  // [H, W], seeded with 1 on the logit
     return to_array(pixels.view({c.grid_h(), p, c.grid_w(), p}).sum({1, 3}));
+  }
+
+  bool explains_text() const override { return true; }
+  // LXT's BERT map (spec 14.4): the same rules, no Gamma; the relevance is read at the word embeddings, whose share of
+  // the embedding sum word + position (+ type) is word ⊙ gradient (the sum's addends all see its gradient).
+  std::vector<double> explain_text(const TextClassifier& model, const TextBatch& text,
+                                   std::int64_t target) const override {
+    TextIntervention iv;
+    iv.rules.lrp = kind_;
+    const torch::Tensor sum = model.embed(text).detach().requires_grad_(true);
+    model.classify_embeddings(sum, text.attention_mask, iv)[0][target].backward();
+    const torch::Tensor scores = (model.word_embeddings(text) * sum.grad()).sum(-1)[0];
+    return to_array(scores).data;
   }
 
   double passes(const ImageModelConfig&) const override { return 3.0; }  // one forward, one (modified) backward

@@ -10,6 +10,11 @@ void ModelExplanationMethod::check(const ImageModelConfig& config) const {
     throw InputError("method " + name() + " explains a class; this model is a backbone without classes");
 }
 
+std::vector<double> ModelExplanationMethod::explain_text(const TextClassifier&, const TextBatch&,
+                                                         std::int64_t) const {
+  throw InputError("method " + name() + " explains images only");
+}
+
 const std::vector<std::string>& model_method_names() {
   static const std::vector<std::string> names = {"agcam",   "bi-attn", "bi-attn-token", "atman",
                                                 "attnlrp", "cp-lrp",  "chefer-lrp"};

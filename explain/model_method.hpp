@@ -1,7 +1,8 @@
 // The explanation methods that run the model themselves, behind one small interface: relevance propagation as
 // modified gradients (attnlrp, cp-lrp), gradients in a changed graph (agcam) or along a path (bi-attn,
-// bi-attn-token), and attention manipulation (atman). The attention-graph methods (method.hpp) read one recorded
-// pass; these need the model, so they live beside it (LibTorch).
+// bi-attn-token), and attention manipulation (atman), on images and, where the method applies, on text. The
+// attention-graph methods (method.hpp) read one recorded pass; these need the model, so they live beside it
+// (LibTorch).
 #pragma once
 
 #include <torch/torch.h>
@@ -14,6 +15,7 @@
 #include "../core/api.hpp"
 #include "../core/array.hpp"
 #include "../models/image_classifier.hpp"
+#include "../models/text_classifier.hpp"
 #include "method.hpp"
 
 ATTNLENS_API_BEGIN
@@ -32,6 +34,12 @@ class ModelExplanationMethod {
   /// Relevance of each patch, [grid_h, grid_w], of one image [3, H, W] (normalised) for class `target` (>= 0); not
   /// rescaled, signed where the method is.
   virtual Array explain_image(const ImageClassifier& model, const torch::Tensor& image, std::int64_t target) const = 0;
+  /// True when the method explains a text classifier's tokens too.
+  virtual bool explains_text() const { return false; }
+  /// Relevance of every token [T] ([CLS]/[SEP] included) of one text (a batch of one, no padding) for class `target`
+  /// (>= 0). InputError unless explains_text().
+  virtual std::vector<double> explain_text(const TextClassifier& model, const TextBatch& text,
+                                           std::int64_t target) const;
   /// Model passes per explanation, in forward-pass equivalents (a backward counts as two forwards), for the cost
   /// columns: what the method needs, whatever the implementation.
   virtual double passes(const ImageModelConfig& config) const = 0;

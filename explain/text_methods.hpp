@@ -12,6 +12,7 @@
 #include "../core/api.hpp"
 #include "../core/array.hpp"
 #include "method.hpp"
+#include "model_method.hpp"
 #include "../models/text_classifier.hpp"
 #include "../models/text_model.hpp"
 
@@ -59,7 +60,8 @@ std::vector<double> token_blankout(const TextClassifier& model, const TextBatch&
 /// LayerNorm it would be zero for every token (LayerNorm is scale-invariant). A gradient baseline.
 std::vector<double> input_x_gradient(const TextClassifier& model, const TextBatch& text, std::int64_t target);
 
-/// The methods that explain a text's tokens: the attention-graph ones plus attattr, blankout and input-x-gradient.
+/// The methods that explain a text's tokens: the attention-graph ones, attattr, blankout, input-x-gradient, and the
+/// relevance methods that run the model again (agcam, bi-attn, bi-attn-token, atman, attnlrp, cp-lrp).
 const std::vector<std::string>& text_method_names();
 
 /// Token scores of one text by several methods at once, sharing one capture (and one backward pass, when a method
@@ -88,6 +90,7 @@ class TextScorer {
   const TextModel& model_;
   std::vector<std::string> methods_;
   std::vector<std::unique_ptr<ExplanationMethod>> graph_;
+  std::vector<std::unique_ptr<ModelExplanationMethod>> relevance_;  ///< the methods that run the model again
   AttAttrOptions attattr_;
   std::int64_t blank_id_;
   bool gradients_ = false;

@@ -27,8 +27,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 const std::vector<std::string>& text_method_names() {
   static const std::vector<std::string> names = {
-      "raw",     "rollout",  "grad-rollout", "flow",  "flow-metzger", "chefer", "grad-sam",
-      "attattr", "blankout", "input-x-gradient"};
+      "raw",      "rollout",          "grad-rollout", "flow",    "flow-metzger",  "chefer", "grad-sam",
+      "attattr",  "blankout",         "input-x-gradient",
+      "agcam",    "bi-attn",          "bi-attn-token", "atman",  "attnlrp",       "cp-lrp"};
   return names;
 }
 
@@ -42,6 +43,10 @@ TextScorer::TextScorer(const TextModel& model, std::vector<std::string> methods,
     if (std::find(known.begin(), known.end(), m) == known.end())
       throw InputError("unknown text method '" + m + "' (known: " + join(known) + ")");
     if (runs_the_model(m)) continue;
+    if (is_model_method(m)) {
+      relevance_.push_back(make_model_method(m, settings));
+      continue;
+    }
     graph_.push_back(make_method(m, settings));
     gradients_ |= graph_.back()->needs_gradients();
   }
@@ -77,6 +82,9 @@ TextScorer::Scores TextScorer::score(const EncodedText& e, std::int64_t target,
       scores = token_blankout(*model_.model, e.batch, target, blank_id_);
     } else if (name == "input-x-gradient") {
       scores = input_x_gradient(*model_.model, e.batch, target);
+    } else if (is_model_method(name)) {
+      for (const auto& m : relevance_)
+        if (m->name() == name) scores = m->explain_text(*model_.model, e.batch, target);
     } else {
       for (const auto& m : graph_)
         if (m->name() == name) scores = m->explain(record).data;

@@ -73,9 +73,15 @@ torch::Tensor BertClassifier::embed(const TextBatch& batch) const {
          torch::embedding(type_emb_, batch.token_type_ids.to(device_));
 }
 
-torch::Tensor BertClassifier::head(const torch::Tensor& hidden) const {
-  const auto pooled = torch::tanh(torch::linear(hidden.select(1, 0), pooler_w_, pooler_b_));
-  return torch::linear(pooled, cls_w_, cls_b_);
+torch::Tensor BertClassifier::word_embeddings(const TextBatch& batch) const {
+  check_batch(batch);
+  return torch::embedding(word_emb_, batch.input_ids.to(device_));
+}
+
+torch::Tensor BertClassifier::head(const torch::Tensor& hidden, const ForwardRules& rules) const {
+  const auto pooled =
+      rules.activation(rules.linear(hidden.select(1, 0), pooler_w_, pooler_b_, LinearSite::Head), Activation::Tanh);
+  return rules.linear(pooled, cls_w_, cls_b_, LinearSite::Head);
 }
 
 }  // namespace attnlens

@@ -22,11 +22,12 @@ class BertClassifier : public TextClassifier {
   static BertClassifier load(const std::string& path, const torch::Device& device = torch::kCPU);
 
   /// Word + position + token-type embeddings [B, T, D] before the embedding LayerNorm.
+  torch::Tensor word_embeddings(const TextBatch& batch) const override;
   torch::Tensor embed(const TextBatch& batch) const override;
 
  private:
   /// The pooler (tanh of a dense layer on [CLS]) and the classifier.
-  torch::Tensor head(const torch::Tensor& hidden) const override;
+  torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const override;
 
   torch::Tensor word_emb_, pos_emb_, type_emb_, pooler_w_, pooler_b_, cls_w_, cls_b_;
 };

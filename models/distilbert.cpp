@@ -71,9 +71,15 @@ torch::Tensor DistilBertClassifier::embed(const TextBatch& batch) const {
   return torch::embedding(word_emb_, batch.input_ids.to(device_)) + torch::embedding(pos_emb_, positions);
 }
 
-torch::Tensor DistilBertClassifier::head(const torch::Tensor& hidden) const {
-  const auto pre = torch::relu(torch::linear(hidden.select(1, 0), pre_w_, pre_b_));
-  return torch::linear(pre, cls_w_, cls_b_);
+torch::Tensor DistilBertClassifier::word_embeddings(const TextBatch& batch) const {
+  check_batch(batch);
+  return torch::embedding(word_emb_, batch.input_ids.to(device_));
+}
+
+torch::Tensor DistilBertClassifier::head(const torch::Tensor& hidden, const ForwardRules& rules) const {
+  const auto pre =
+      rules.activation(rules.linear(hidden.select(1, 0), pre_w_, pre_b_, LinearSite::Head), Activation::Relu);
+  return rules.linear(pre, cls_w_, cls_b_, LinearSite::Head);
 }
 
 }  // namespace attnlens

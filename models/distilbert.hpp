@@ -23,11 +23,12 @@ class DistilBertClassifier : public TextClassifier {
   static DistilBertClassifier load(const std::string& path, const torch::Device& device = torch::kCPU);
 
   /// Word + position embeddings [B, T, D] before the embedding LayerNorm; token types are ignored.
+  torch::Tensor word_embeddings(const TextBatch& batch) const override;
   torch::Tensor embed(const TextBatch& batch) const override;
 
  private:
   /// pre_classifier, ReLU, classifier on the first token.
-  torch::Tensor head(const torch::Tensor& hidden) const override;
+  torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const override;
 
   torch::Tensor word_emb_, pos_emb_, pre_w_, pre_b_, cls_w_, cls_b_;
 };

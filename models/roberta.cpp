@@ -87,9 +87,15 @@ torch::Tensor RobertaClassifier::embed(const TextBatch& batch) const {
          torch::embedding(pos_emb_, positions);
 }
 
-torch::Tensor RobertaClassifier::head(const torch::Tensor& hidden) const {
-  const auto x = torch::tanh(torch::linear(hidden.select(1, 0), dense_w_, dense_b_));
-  return torch::linear(x, out_w_, out_b_);
+torch::Tensor RobertaClassifier::word_embeddings(const TextBatch& batch) const {
+  check_batch(batch);
+  return torch::embedding(word_emb_, batch.input_ids.to(device_));
+}
+
+torch::Tensor RobertaClassifier::head(const torch::Tensor& hidden, const ForwardRules& rules) const {
+  const auto x = rules.activation(rules.linear(hidden.select(1, 0), dense_w_, dense_b_, LinearSite::Head),
+                                  Activation::Tanh);
+  return rules.linear(x, out_w_, out_b_, LinearSite::Head);
 }
 
 }  // namespace attnlens

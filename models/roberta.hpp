@@ -25,13 +25,14 @@ class RobertaClassifier : public TextClassifier {
   static RobertaClassifier load(const std::string& path, const torch::Device& device = torch::kCPU);
 
   /// Word + position (from the padding index) + token-type embeddings [B, T, D] before the LayerNorm.
+  torch::Tensor word_embeddings(const TextBatch& batch) const override;
   torch::Tensor embed(const TextBatch& batch) const override;
   /// The padding index: the id of <pad>, and the position every padding token gets.
   std::int64_t padding_idx() const { return padding_idx_; }
 
  private:
   /// classifier.dense, tanh, classifier.out_proj on <s>.
-  torch::Tensor head(const torch::Tensor& hidden) const override;
+  torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const override;
 
   torch::Tensor word_emb_, pos_emb_, type_emb_, dense_w_, dense_b_, out_w_, out_b_;
   std::int64_t padding_idx_ = 1;

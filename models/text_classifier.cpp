@@ -15,10 +15,10 @@ namespace attnlens {
 
 namespace {
 
-torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
-  if (name == "gelu") return torch::gelu(x);  // exact erf form, as Hugging Face's "gelu"
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
-  return torch::relu(x);
+Activation activation_of(const std::string& name) {
+  if (name == "gelu") return Activation::Gelu;  // exact erf form, as Hugging Face's "gelu"
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluTanh;
+  return Activation::Relu;
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -100,22 +100,30 @@ void TextClassifier::to_device(const torch::Device& device, const std::vector<to
 torch::Tensor TextClassifier::forward_from(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
                                            int first_layer, const TextIntervention& iv, TextCapture* capture) const {
   const auto& c = config_;
+  const ForwardRules& rules = iv.rules;
   const std::int64_t B = hidden.size(0), T = hidden.size(1), D = c.hidden_size, H = c.num_heads, hd = c.head_dim();
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   if (iv.head_mask.defined() && (iv.head_mask.dim() != 2 || iv.head_mask.size(0) != c.num_layers ||
                                  iv.head_mask.size(1) != H))
     throw InputError("head mask must be [" + std::to_string(c.num_layers) + "," + std::to_string(H) + "]");
+  if (rules.key_factors.defined() && rules.key_factors.sizes() != torch::IntArrayRef({B, T}))
+    throw InputError("AtMan's key factors must be [" + std::to_string(B) + "," + std::to_string(T) + "]");
+  const auto factors = rules.key_factors.defined() ? rules.key_factors.to(hidden.options()).view({B, 1, 1, T})
+                                                   : torch::Tensor();
   const auto keep = attention_mask.to(device_, torch::kFloat32).view({B, 1, 1, T});
   // Padding keys: BERT and RoBERTa add (1 - m) * mask_value to the scores (get_extended_attention_mask);
   // DistilBERT sets their scores to mask_value (masked_fill).
   const auto mask_add = (1.0 - keep).mul(c.mask_value);
   const auto masked = keep.eq(0.0);
+  const Activation act = activation_of(c.hidden_act);
   auto x = hidden;
   for (int l = first_layer; l < c.num_layers; ++l) {
     const EncoderLayer& k = layers_[static_cast<size_t>(l)];
     if (capture != nullptr) capture->hidden_in.push_back(x);
     auto split = [&](const torch::Tensor& t) { return t.view({B, T, H, hd}).permute({0, 2, 1, 3}); };
-    const auto v = split(torch::linear(x, k.v_w, k.v_b));
+    // AG-CAM: the attention reads a leaf copy of the layer input, so no gradient leaves it (the residual keeps x).
+    const auto in = rules.detach_attention_input ? x.detach().requires_grad_(x.requires_grad()) : x;
+    const auto v = split(rules.linear(in, k.v_w, k.v_b, LinearSite::AttentionProjection));
     torch::Tensor scores, probs;
     if (l == iv.replaced_layer) {
       // Integrated gradients: the given probabilities stand in for the softmax, so queries and keys are not needed.
@@ -125,12 +133,22 @@ torch::Tensor TextClassifier::forward_from(const torch::Tensor& hidden, const to
       probs = iv.replaced_attention;
       if (capture != nullptr) scores = torch::zeros_like(probs);  // no scores here; keeps capture's per-layer lists
     } else {
-      const auto q = split(torch::linear(x, k.q_w, k.q_b));
-      const auto key = split(torch::linear(x, k.k_w, k.k_b));
+      auto q = split(rules.linear(in, k.q_w, k.q_b, LinearSite::AttentionProjection));
+      auto key = split(rules.linear(in, k.k_w, k.k_b, LinearSite::AttentionProjection));
+      if (rules.lrp == LrpRules::Cp) {  // attention probabilities as constant mixing weights
+        q = q.detach();
+        key = key.detach();
+      }
+      // AtMan shifts each row to be >= 0 and scales the suppressed key columns before the mask (spec 18.1).
+      const auto suppress = [&](const torch::Tensor& s) {
+        return factors.defined() ? (s - s.amin(-1, true)) * factors : s;
+      };
       if (score_form_ == ScoreForm::ScaleProduct) {
-        scores = torch::matmul(q, key.transpose(-2, -1)).mul(scale).add(mask_add);
+        // LXT's BERT halves the raw product's gradient, before the scale and the mask (spec 14.2 c).
+        scores = suppress(rules.bilinear_product(torch::matmul(q, key.transpose(-2, -1))).mul(scale)).add(mask_add);
       } else {
-        scores = torch::matmul(q.mul(scale), key.transpose(-2, -1)).masked_fill(masked, c.mask_value);
+        scores = suppress(rules.bilinear_product(torch::matmul(q.mul(scale), key.transpose(-2, -1))))
+                     .masked_fill(masked, c.mask_value);
       }
       probs = torch::softmax(scores, -1);
       if (iv.head_mask.defined()) probs = probs * iv.head_mask[l].to(probs.options()).view({1, H, 1, 1});
@@ -140,14 +158,18 @@ torch::Tensor TextClassifier::forward_from(const torch::Tensor& hidden, const to
       if (probs.requires_grad() && !probs.is_leaf()) probs.retain_grad();
       capture->scores_grad.push_back(scores);  // the tensors now; their gradients after backward
       capture->attention.push_back(probs);
+      if (rules.record_scores) capture->scores.push_back(scores.detach());
+      if (rules.record_values)
+        capture->value_proj.push_back(torch::linear(v.permute({0, 2, 1, 3}).reshape({B, T, D}), k.out_w).detach());
     }
-    const auto context = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B, T, D});
-    x = torch::layer_norm(x + torch::linear(context, k.out_w, k.out_b), {D}, k.ln1_w, k.ln1_b, c.layer_norm_eps);
-    const auto inner = activation(torch::linear(x, k.ffn_in_w, k.ffn_in_b), c.hidden_act);
-    x = torch::layer_norm(x + torch::linear(inner, k.ffn_out_w, k.ffn_out_b), {D}, k.ln2_w, k.ln2_b,
-                          c.layer_norm_eps);
+    const auto context = rules.bilinear_product(torch::matmul(probs, v)).permute({0, 2, 1, 3}).reshape({B, T, D});
+    x = rules.layer_norm(x + rules.linear(context, k.out_w, k.out_b, LinearSite::AttentionProjection), k.ln1_w,
+                         k.ln1_b, c.layer_norm_eps);
+    const auto inner = rules.activation(rules.linear(x, k.ffn_in_w, k.ffn_in_b, LinearSite::FeedForward), act);
+    x = rules.layer_norm(x + rules.linear(inner, k.ffn_out_w, k.ffn_out_b, LinearSite::FeedForward), k.ln2_w,
+                         k.ln2_b, c.layer_norm_eps);
   }
-  return head(x);
+  return head(x, rules);
 }
 
 torch::Tensor TextClassifier::embedding_output(const TextBatch& batch) const {
@@ -157,7 +179,7 @@ torch::Tensor TextClassifier::embedding_output(const TextBatch& batch) const {
 torch::Tensor TextClassifier::classify_embeddings(const torch::Tensor& embeddings,
                                                   const torch::Tensor& attention_mask, const TextIntervention& iv,
                                                   TextCapture* capture) const {
-  const auto x = torch::layer_norm(embeddings, {config_.hidden_size}, emb_ln_w_, emb_ln_b_, config_.layer_norm_eps);
+  const auto x = iv.rules.layer_norm(embeddings, emb_ln_w_, emb_ln_b_, config_.layer_norm_eps);
   return forward_from(x, attention_mask, 0, iv, capture);
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/api.hpp"
+#include "forward_rules.hpp"
 
 ATTNLENS_API_BEGIN
 namespace attnlens {
@@ -58,6 +59,9 @@ struct TextIntervention {
   /// Integrated gradients on attention (AttAttr) passes alpha * A here as a leaf that requires grad.
   int replaced_layer = -1;
   torch::Tensor replaced_attention;
+  /// How the pass's operations are changed (LRP rules, AG-CAM's detached attention inputs, AtMan's suppressed keys,
+  /// the extra records). zennit's Gamma is an image rule: LXT's BERT map has none, so the gammas are not read here.
+  ForwardRules rules;
 };
 
 /// What one forward (and, when asked, one backward) pass records.
@@ -71,6 +75,8 @@ struct TextCapture {
   /// LayerNorm: LayerNorm is scale-invariant, so the sum times its gradient is zero up to rounding for every token.
   torch::Tensor embeddings;
   torch::Tensor embeddings_grad;              ///< d(target)/d(embeddings) (with gradients)
+  std::vector<torch::Tensor> scores;          ///< per layer the scaled, masked scores (ForwardRules::record_scores)
+  std::vector<torch::Tensor> value_proj;      ///< per layer V·W_outᵀ, no bias, [B, T, D] (record_values)
 };
 
 /// What capture differentiates: the target class's logit, or its softmax probability (AttAttr's F).
@@ -106,6 +112,8 @@ class TextClassifier {
   /// The embedding sum [B, T, D] before the embedding LayerNorm (word + position, and token type where the family
   /// has one). InputError for ids out of range or a text longer than the positions.
   virtual torch::Tensor embed(const TextBatch& batch) const = 0;
+  /// The word embeddings alone [B, T, D]: the part of embed() that LXT reads relevance at.
+  virtual torch::Tensor word_embeddings(const TextBatch& batch) const = 0;
   /// The embedding layer's output: LayerNorm(embed(batch)), the input of layer 0.
   torch::Tensor embedding_output(const TextBatch& batch) const;
   /// Everything after `embed`: LayerNorm, the layers and the head.
@@ -123,8 +131,8 @@ class TextClassifier {
   TextClassifier(TextClassifier&&) = default;
   TextClassifier& operator=(TextClassifier&&) = default;
 
-  /// [B, T, D] hidden states after the last layer -> logits [B, C].
-  virtual torch::Tensor head(const torch::Tensor& hidden) const = 0;
+  /// [B, T, D] hidden states after the last layer -> logits [B, C], every operation as `rules` say.
+  virtual torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const = 0;
   /// Checks ids (and token types where the family has them) and the length against the config.
   void check_batch(const TextBatch& batch) const;
   /// Moves every tensor (the layers, the embedding LayerNorm and those listed) to `device`.

@@ -54,6 +54,11 @@ if(DEBIAN_PYTHON)
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/relevance_vs_pytorch.py $<TARGET_FILE:attnlens>
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(relevance_vs_pytorch PROPERTIES TIMEOUT 300)
+  # The same methods on text (BERT, DistilBERT, the bundled sentiment BERT), against PyTorch written from the spec.
+  add_test(NAME text_relevance_vs_pytorch
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/text_relevance_vs_pytorch.py $<TARGET_FILE:attnlens>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(text_relevance_vs_pytorch PROPERTIES TIMEOUT 300)
   # chefer-lrp's closed-form rules against the autograd z-rules of the reference (spec 15.2), every variant, on the
   # bundled model, a random ViT and a random DeiT III.
   add_test(NAME chefer_lrp_vs_pytorch

@@ -57,7 +57,7 @@ import csv, json, os, sys
 out = sys.argv[1]
 s = json.load(open(f"{out}/summary.json"))
 methods = ["raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer", "grad-sam", "attattr", "blankout",
-           "input-x-gradient"]
+           "input-x-gradient", "agcam", "bi-attn", "bi-attn-token", "atman", "attnlrp", "cp-lrp"]
 assert s["methods"] == methods, s["methods"]
 for i, t in enumerate(s["texts"]):
     n = len(t["tokens"])
@@ -76,7 +76,7 @@ EOF
 # What a reader sees: in Chromium every method row of the first sentence (12 words) shades at least two words
 # (chefer and grad-rollout used to shade [CLS] alone, its own relevance setting the scale).
 check "text view: every method shades words in Chromium" $py "$root/tests/cross/text_view_in_chromium.py" \
-  --min-words 2 --min-tokens 4 --expect-rows 10 "$tmp/all/index.html"
+  --min-words 2 --min-tokens 4 --expect-rows 16 "$tmp/all/index.html"
 check "explain = attention subcommands on the saved attention" $py - "$bin" "$tmp" <<'EOF'
 import json, subprocess, sys
 import numpy as np
@@ -170,6 +170,78 @@ assert set(a) == {"rollout", "attattr", "blankout", "random"}
 assert len({v[0] for v in a.values()}) == 1
 assert all(len(v) == 4 for v in a.values())
 EOF
+# evaluate --text: every number of one method recomputed from explain --text's scores and probabilities of the
+# masked texts (whole-word sentences, so masking a token is writing [MASK] in its place), with scipy's Spearman.
+check "evaluate --text writes the table, summary and report" "$bin" evaluate --text --model "$model" \
+  --data "$tmp/tiny.tsv" --split all --limit 4 --methods rollout,attattr,atman --steps 4 --k 3 -q -o "$tmp/evt"
+check "evaluate --text: metrics recomputed from explain --text" $py - "$bin" "$model" "$tmp" <<'EOF'
+import csv, json, math, subprocess, sys
+import numpy as np
+from scipy.stats import spearmanr
+binary, model, tmp = sys.argv[1:]
+rows = {(int(r["index"]), r["method"]): r for r in csv.DictReader(open(f"{tmp}/evt/per_text.csv"))}
+assert {m for _, m in rows} == {"rollout", "attattr", "atman", "random", "blankout"}, {m for _, m in rows}
+def explain(texts, methods):
+    open(f"{tmp}/evt_in.txt", "w").write("\n".join(texts) + "\n")
+    subprocess.run([binary, "explain", "--model", model, "--texts", f"{tmp}/evt_in.txt", "--method", methods,
+                    "--steps", "4", "-q", "-o", f"{tmp}/evt_x"], check=True)
+    return json.load(open(f"{tmp}/evt_x/summary.json"))["texts"]
+def trapezoid(y):
+    x = np.linspace(0, 1, len(y))
+    return float(np.sum((x[1:] - x[:-1]) * (np.array(y[1:]) + np.array(y[:-1])) / 2))
+lines = [l.rstrip("\n").split("\t", 1) for l in open(f"{tmp}/tiny.tsv")][:4]
+worst = 0.0
+for i, (label, text) in enumerate(lines):
+    t = explain([text], "rollout,blankout")[0]
+    c = t["target"]
+    toks = t["tokens"]
+    words = [k for k, tok in enumerate(toks) if tok not in ("[CLS]", "[SEP]")]
+    r = np.array(t["scores"]["rollout"])[words]
+    b = np.array(t["scores"]["blankout"])[words]
+    n = len(words)
+    order = sorted(range(n), key=lambda k: -r[k])  # stable: ties in position order
+    def masked(keep):  # the words in `keep` as they are, the others as [MASK]
+        return " ".join(toks[words[w]] if w in keep else "[MASK]" for w in range(n))
+    deletion = [masked(set(range(n)) - set(order[:k])) for k in range(n + 1)]
+    insertion = [masked(set(order[:k])) for k in range(n + 1)]
+    groups = min(10, n)
+    bounds = [0] + [n if g == groups else math.ceil(g * n / groups) for g in range(1, groups + 1)]
+    saco_texts = [masked(set(range(n)) - set(order[bounds[g]:bounds[g + 1]])) for g in range(groups)]
+    variants = deletion + insertion + saco_texts
+    got = explain(variants, "raw")
+    for x, want in zip(got, variants):  # the masked strings tokenise back to the masked token lists
+        assert " ".join(x["tokens"][1:-1]) == want, (x["tokens"], want)
+    p = [x["probabilities"][c] for x in got]
+    del_p, ins_p, saco_p = p[:n + 1], p[n + 1:2 * n + 2], p[2 * n + 2:]
+    sal = [r[order[bounds[g]:bounds[g + 1]]].sum() for g in range(groups)]
+    imp = [t["probabilities"][c] - q for q in saco_p]
+    F = W = 0.0
+    for g in range(groups):
+        for h in range(g + 1, groups):
+            w = sal[g] - sal[h] if imp[g] >= imp[h] else -(sal[g] - sal[h])
+            F, W = F + w, W + abs(w)
+    top = max(1, int(0.2 * n))
+    overlap = len(set(np.argsort(-r, kind="stable")[:top]) & set(np.argsort(-b, kind="stable")[:top])) / top
+    row = rows[(i, "rollout")]
+    want = {"deletion_auc": trapezoid(del_p), "insertion_auc": trapezoid(ins_p), "saco": F / W,
+            "spearman_blankout": spearmanr(r, b).correlation, "top_overlap_blankout": overlap}
+    for key, value in want.items():
+        worst = max(worst, abs(float(row[key]) - value))
+        assert abs(float(row[key]) - value) < 1e-5, (i, key, row[key], value)
+    assert float(rows[(i, "blankout")]["spearman_blankout"]) == 1.0
+    assert int(row["label"]) == int(label) and 0.0 <= float(row["word_attack_auc"]) <= 1.0
+s = json.load(open(f"{tmp}/evt/summary.json"))
+assert s["texts"] == 4 and [r["method"] for r in s["rows"]] == ["rollout", "attattr", "atman", "random", "blankout"]
+page = open(f"{tmp}/evt/report.html").read()
+assert "SaCo" in page and "<svg" in page and "4 texts" in page
+print(f"max |diff| {worst:.1e}")
+EOF
+check "evaluate --text: image-only options and a centre prior are refused" bash -c "
+  '$bin' evaluate --text --model '$model' --data $tmp/tiny.tsv --resume -o $tmp/evt2 2>&1 | grep -q 'are for images' &&
+  ! test -e $tmp/evt2 &&
+  '$bin' evaluate --text --model '$model' --data $tmp/tiny.tsv --baselines centre -o $tmp/evt3 2>&1 |
+    grep -q 'unknown text baseline' && ! test -e $tmp/evt3"
+
 check "triggers on train/test of the tiny set" bash -c "'$bin' triggers --model '$model' --data $tmp/tiny.tsv \
   --examples 8 --steps 4 -q -o $tmp/trig && $py -c \"import json; r = json.load(open('$tmp/trig/triggers.json'));
 assert r['mined_examples'] == 8; assert all(0 <= x['after'] <= 1 for x in r['accuracy'])\""

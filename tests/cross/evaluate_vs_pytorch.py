@@ -158,6 +158,28 @@ for i in range(3):
         got = [float(row["random"][f"{name}_{j}"]) for j in range(10)]
         check(f"image {i}: {name} perturbation flags {flags}", got == flags, f"attnlens {got}")
 
+    # SaCo (spec 19): the upsampled map's pixels ranked, 10 groups ending at ceil(i HW / 10), each group alone set to
+    # the image's per-channel mean; pairwise agreement of salience and probability drop.
+    hw = G * P * G * P
+    order_px = torch.sort(up.double(), stable=True, descending=True).indices
+    ends = [0] + [hw if g == 10 else math.ceil(g * hw / 10) for g in range(1, 11)]
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    copies, salience = [], []
+    for g in range(10):
+        drop = torch.zeros(hw, dtype=torch.bool)
+        drop[order_px[ends[g]:ends[g + 1]]] = True
+        drop = drop.reshape(G * P, G * P)
+        copies.append(torch.where(drop, mean, x))
+        salience.append(float(up.double()[order_px[ends[g]:ends[g + 1]]].sum()))
+    impact = (p[c] - probabilities(torch.stack(copies))[:, c]).tolist()
+    agree = total = 0.0
+    for g in range(10):
+        for h in range(g + 1, 10):
+            w = salience[g] - salience[h] if impact[g] >= impact[h] else -(salience[g] - salience[h])
+            agree, total = agree + w, total + abs(w)
+    got = float(row["random"]["saco"])
+    check(f"image {i}: SaCo = {agree / total:.6f}", abs(got - agree / total) < 1e-5, f"attnlens {got}")
+
     # Localisation: top patch centre in the box; relevance mass inside the box.
     x0, y0, x1, y1 = e["box_xyxy"]
     top = int(np.argmax(rmap))

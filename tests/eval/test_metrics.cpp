@@ -115,5 +115,16 @@ TEST(Metrics, SacoWorkedExample) {
   EXPECT_THROW(saco({1, 2}, {0.1}), InputError);
 }
 
+TEST(Metrics, ResampleCurveInterpolatesLinearly) {
+  // A curve at 0, 1/2, 1 sampled at 0, 1/4, 3/4, 1.
+  const auto y = resample_curve({1.0, 0.5, 0.0}, {0.0, 0.25, 0.75, 1.0});
+  ASSERT_EQ(y.size(), 4u);
+  EXPECT_DOUBLE_EQ(y[0], 1.0);
+  EXPECT_DOUBLE_EQ(y[1], 0.75);
+  EXPECT_DOUBLE_EQ(y[2], 0.25);
+  EXPECT_DOUBLE_EQ(y[3], 0.0);
+  EXPECT_THROW(resample_curve({1.0}, {0.5}), InputError);
+}
+
 }  // namespace
 }  // namespace attnlens
