@@ -5,13 +5,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/evaluation_run.hpp"
 #include "cli/model_inputs.hpp"
+#include "cli/processes.hpp"
 #include "cli/text_commands.hpp"
 #include "eval/evaluation_report.hpp"
 #include "eval/evaluation_table.hpp"
 #include "eval/image_evaluation.hpp"
 #include "eval/text_evaluation.hpp"
-#include "io/atomic_file.hpp"
 
 namespace attnlens::cli {
 
@@ -31,6 +32,8 @@ struct EvaluateState {
   int threads = 0;
   int gallery = 4;
   bool resume = false;
+  std::string shard;   ///< --shard K/N
+  bool merge = false;  ///< --merge: join the shards in -o DIR
   bool quiet = false;
   std::string output;
   MethodSettings settings;
@@ -40,35 +43,47 @@ struct EvaluateState {
   int attack_k = 5;            ///< --text: the word attack masks up to this many top words
 };
 
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
+// The settings of the methods, as run.json records them (a resumed or merged run must have used the same).
+nlohmann::json method_settings_json(const MethodSettings& s) {
+  return {{"query_row", s.query_row},
+          {"fusion", static_cast<int>(s.fusion)},
+          {"discard_ratio", s.discard_ratio},
+          {"grad_discard_ratio", s.grad_discard_ratio},
+          {"rollout_mode", static_cast<int>(s.rollout_mode)},
+          {"reference", s.reference},
+          {"residual", static_cast<int>(s.residual)},
+          {"start_layer", s.start_layer},
+          {"layer", s.layer},
+          {"steps", s.steps},
+          {"bi_start_layer", s.bi_start_layer},
+          {"gamma_conv", s.gamma_conv},
+          {"gamma_linear", s.gamma_linear},
+          {"gamma_attention_projections", s.gamma_attention_projections},
+          {"atman_factor", s.atman_factor},
+          {"atman_threshold", std::isfinite(s.atman_threshold) ? nlohmann::json(s.atman_threshold) : nlohmann::json()},
+          {"batch", s.batch},
+          {"chefer_lrp_variant", s.chefer_lrp_variant}};
 }
 
-// summary.json's aggregate part: mean, std and count of every metric per row, the mean curves, the Spearman matrix.
-nlohmann::json summary_json(const EvaluationSummary& summary) {
-  nlohmann::json rows = nlohmann::json::array();
-  for (const RowSummary& r : summary.rows) {
-    nlohmann::json row{{"method", r.method}};
-    for (const auto& [name, m] : r.scalars) {
-      if (m.count == 0) continue;
-      row[name] = {{"mean", m.mean}, {"std", m.std}, {"count", m.count}};
-    }
-    row["deletion_curve"] = r.deletion_curve;
-    row["insertion_curve"] = r.insertion_curve;
-    row["positive_accuracy"] = r.positive_accuracy;
-    row["negative_accuracy"] = r.negative_accuracy;
-    row["spearman_vs"] = nlohmann::json::object();
-    for (std::size_t j = 0; j < r.spearman_vs.size(); ++j) row["spearman_vs"][summary.row_names[j]] = r.spearman_vs[j];
-    rows.push_back(row);
-  }
-  return rows;
+nlohmann::json model_options_json(const ModelOptions& m) {
+  return {{"preset", m.preset},       {"resize", m.resize},   {"crop", m.crop},
+          {"interpolation", m.interpolation}, {"mean", m.mean}, {"std", m.std},
+          {"image_size", m.image_size}, {"pos_interpolation", m.pos_interpolation},
+          {"labels", m.labels},       {"batch", m.batch}};
+}
+
+EvaluationRunOptions run_options(const EvaluateState& st) {
+  return {st.output, st.resume, st.shard, st.quiet};
+}
+
+// LibTorch's threads: --threads, else the node's cores shared among its MPI ranks, else the free cores.
+void set_rank_threads(int threads) {
+  set_threads(threads > 0 ? threads : default_threads_per_rank(Processes::job()));
 }
 
 // `evaluate --text`: the text methods on a labelled split (eval/text_evaluation.hpp).
 void run_evaluate_text(const EvaluateState& st) {
-  if (st.resume || st.shuffle) throw InputError("--resume and --shuffle are for images; --text takes the split as is");
+  if (st.shuffle) throw InputError("--shuffle is for images; --text takes the split as is");
   TextModelOptions mo;
   mo.model = st.model.model;
   mo.device = st.model.device;
@@ -86,51 +101,34 @@ void run_evaluate_text(const EvaluateState& st) {
   plan.attattr.steps = st.settings.steps;
   plan.attack_k = st.attack_k;
   plan.seed = st.seed;
-  set_threads(st.threads);
+  set_rank_threads(st.threads);
   const TextEvaluator evaluator(tm, plan);
-  const LabelledTexts texts = load_labelled_split(tm, st.data, st.split, static_cast<int>(st.limit), st.quiet);
-
-  ProgressBar bar("evaluate", "texts", !st.quiet);
-  const auto scored = evaluator.evaluate(texts, [&bar](long long done, long long total) { bar.update(done, total); });
-  bar.finish();
-  EvaluationSummary summary = summarise(scored, evaluator.row_names());
-  summary.unit = "text";
-  const fs::path out = st.output;
-  std::string table = evaluation_csv_header(evaluator.row_names());
-  for (const ImageScores& s : scored) table += evaluation_csv_rows(s);
-  const nlohmann::json run{{"model", tm.path},
-                           {"data", st.data.empty() ? "data/sentiment" : st.data},
-                           {"split", st.split},
-                           {"texts", scored.size()},
-                           {"methods", evaluator.row_names()},
-                           {"word_attack_k", plan.attack_k},
-                           {"seed", st.seed}};
-  nlohmann::json js{{"run", run}, {"texts", summary.images}, {"rows", summary_json(summary)}};
-  js["accuracy"] = std::isfinite(summary.accuracy) ? nlohmann::json(summary.accuracy) : nlohmann::json();
-  js["curve_fractions"] = curve_fractions();
-  const std::string settings = "model: " + tm.path + "\ndata: " + run["data"].get<std::string>() + ", " + st.split +
-                               " split (" + std::to_string(summary.images) + " texts)\nmethods: " +
-                               joined(plan.methods) + "\nbaselines: " + joined(plan.baselines) +
-                               "\nword attack: k = 0.." + std::to_string(plan.attack_k);
-  write_file_atomic((out / "per_text.csv").string(), table);
-  write_file_atomic((out / "summary.csv").string(), summary_csv(summary));
-  write_file_atomic((out / "summary.json").string(), js.dump(2));
-  write_file_atomic((out / "report.html").string(), evaluation_report_html(summary, settings, {}));
-  if (!st.quiet) {
-    std::cout << "evaluated " << summary.images << " text(s); mean over texts:\n";
-    std::printf("%-16s %10s %10s %10s %10s %10s %10s\n", "method", "rho-blank", "top-20%", "deletion", "insertion",
-                "saco", "attack");
-    for (const RowSummary& r : summary.rows) {
-      const auto v = [&](const char* k) { return r.scalars.at(k).mean; };
-      std::printf("%-16s %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n", r.method.c_str(), v("spearman_blankout"),
-                  v("top_overlap_blankout"), v("deletion_auc"), v("insertion_auc"), v("saco"), v("word_attack_auc"));
-    }
-    std::cout << "outputs written to " << out.string() << " (open report.html)" << std::endl;
-  }
+  const bool talk = !st.quiet && Processes::job().rank() == 0;
+  const LabelledTexts texts = load_labelled_split(tm, st.data, st.split, static_cast<int>(st.limit), !talk);
+  const RunIdentity identity{{"kind", "text"},
+                             {"table", "per_text.csv"},
+                             {"model", tm.path},
+                             {"data", st.data.empty() ? "data/sentiment" : st.data},
+                             {"split", st.split},
+                             {"limit", st.limit},
+                             {"items", texts.encoded.size()},
+                             {"methods", plan.methods},
+                             {"baselines", plan.baselines},
+                             {"rows", evaluator.row_names()},
+                             {"word_attack_k", plan.attack_k},
+                             {"seed", st.seed},
+                             {"settings", method_settings_json(plan.settings)},
+                             {"gallery", 0}};
+  run_evaluation_items(run_options(st), identity,
+                       [&](std::size_t i, const std::string&) { return evaluator.evaluate(texts, i); });
 }
 
 void run_evaluate(const EvaluateState& st) {
   if (st.output.empty()) throw InputError("-o DIR is required");
+  if (st.merge) {
+    merge_evaluation(st.output, st.quiet);
+    return;
+  }
   if (st.text) {
     run_evaluate_text(st);
     return;
@@ -144,7 +142,7 @@ void run_evaluate(const EvaluateState& st) {
   plan.metrics = EvaluationMetrics::parse(st.metrics);
   plan.seed = st.seed;
   plan.batch = st.model.batch;
-  set_threads(st.threads);
+  set_rank_threads(st.threads);
 
   const std::unique_ptr<ImageClassifier> model = load_model(st.model);
   const ImageModelConfig& c = model->config();
@@ -162,114 +160,38 @@ void run_evaluate(const EvaluateState& st) {
   if (plan.metrics.localization && !data.has_boxes() && st.metrics != "all")
     throw InputError("--metrics localization needs boxes; " + st.data + " has none (use the canvas set)");
 
-  // The run's identity: a resumed run must continue the same one.
-  const nlohmann::json run{{"model", st.model.model.empty() ? "bundled fmnist-vit" : st.model.model},
-                           {"data", st.data},
-                           {"images", data.size()},
-                           {"shuffle", st.shuffle},
-                           {"seed", st.seed},
-                           {"methods", plan.methods},
-                           {"baselines", plan.baselines},
-                           {"metrics", st.metrics}};
-  const fs::path out = st.output;
-  const fs::path table = out / "per_image.csv", run_file = out / "run.json";
-  std::vector<ImageScores> done;
-  if (st.resume && fs::exists(table)) {
-    std::ifstream in(run_file);
-    nlohmann::json previous;
-    try {
-      in >> previous;
-    } catch (const std::exception&) {
-      throw InputError(run_file.string() + ": missing or unreadable; cannot resume this folder");
-    }
-    if (previous != run)
-      throw InputError("--resume: " + run_file.string() + " describes another run (" + previous.dump() +
-                       "); use the same options or another -o");
-    std::size_t complete = 0;
-    done = read_evaluation_csv(table.string(), evaluator.row_names(), &complete);
-    fs::resize_file(table, complete);  // drop a block cut short by the interruption
-  } else {
-    fs::create_directories(out);
-    write_file_atomic(run_file.string(), run.dump(2));
-    write_file_atomic(table.string(), evaluation_csv_header(evaluator.row_names()));
-  }
-  std::vector<char> finished(data.size(), 0);
-  for (const auto& im : done)
-    if (im.index < finished.size()) finished[im.index] = 1;
-
-  std::ofstream append(table, std::ios::app | std::ios::binary);
-  if (!append) throw InputError(table.string() + ": cannot append");
-  // The bar counts this run's images only, so its rate and ETA stay right after --resume.
-  ProgressBar bar("evaluate", "images", !st.quiet);
-  const auto remaining = static_cast<long long>(data.size() - done.size());
-  long long count = 0;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    if (finished[i]) continue;
+  // The run's identity: a resumed run, and every shard of a split one, must be this same run.
+  const RunIdentity identity{{"kind", "image"},
+                             {"table", "per_image.csv"},
+                             {"model", st.model.model.empty() ? "bundled fmnist-vit" : st.model.model},
+                             {"model_options", model_options_json(st.model)},
+                             {"data", st.data},
+                             {"limit", st.limit},
+                             {"items", data.size()},
+                             {"shuffle", st.shuffle},
+                             {"seed", st.seed},
+                             {"methods", plan.methods},
+                             {"baselines", plan.baselines},
+                             {"metrics", st.metrics},
+                             {"rows", evaluator.row_names()},
+                             {"settings", method_settings_json(plan.settings)},
+                             {"gallery", st.gallery}};
+  // Each image alone, its rows and (for the first --gallery images) every row's map over the picture, saved in the
+  // part so that the report can be drawn from the folder.
+  run_evaluation_items(run_options(st), identity, [&](std::size_t i, const std::string& part) {
     DatasetImage d = load_dataset_image(data, i, pre, c);
-    for (ImageScores& scores : evaluator.evaluate({{i, d.image.path, d.image.tensor, d.label, d.box}})) {
-      append << evaluation_csv_rows(scores);
-      append.flush();  // an interrupted run keeps every finished image
-      done.push_back(std::move(scores));
-      bar.update(++count, remaining);
-    }
-  }
-  bar.finish();
-  if (!append) throw InputError(table.string() + ": write failed");
-  append.close();
-
-  std::sort(done.begin(), done.end(), [](const ImageScores& a, const ImageScores& b) { return a.index < b.index; });
-  const EvaluationSummary summary = summarise(done, evaluator.row_names());
-
-  // The gallery: the first few images again (cheap), with every row's map.
-  std::vector<GalleryEntry> gallery;
-  {
-    EvaluationPlan light = plan;
-    light.metrics = EvaluationMetrics{plan.metrics.blankout, false, false, false, false, false, false};
-    const ImageEvaluator painter(*model, space, light);
-    std::vector<EvaluationImage> first;
-    std::vector<cv::Mat> pictures;
-    for (std::size_t i = 0; i < data.size() && static_cast<int>(first.size()) < st.gallery; ++i) {
-      DatasetImage d = load_dataset_image(data, i, pre, c);
-      if (d.image.rgb.empty()) continue;
-      pictures.push_back(d.image.rgb);
-      first.push_back({i, d.image.path, d.image.tensor, d.label, d.box});
-    }
-    const auto scored = painter.evaluate(first);
-    for (std::size_t g = 0; g < scored.size(); ++g) {
+    std::vector<ImageScores> scored = evaluator.evaluate({{i, d.image.path, d.image.tensor, d.label, d.box}});
+    ImageScores& s = scored.front();
+    if (i < static_cast<std::size_t>(st.gallery) && !d.image.rgb.empty()) {
       GalleryEntry e;
-      e.rgb = pictures[g];
-      e.caption = fs::path(scored[g].id).filename().string() + ": " + label_of(c, scored[g].predicted) +
-                  (scored[g].label >= 0 ? " (true: " + label_of(c, scored[g].label) + ")" : "");
-      for (std::size_t r = 0; r < scored[g].maps.size(); ++r)
-        e.maps.emplace_back(painter.row_names()[r], scored[g].maps[r]);
-      gallery.push_back(std::move(e));
+      e.rgb = d.image.rgb;
+      e.caption = fs::path(s.id).filename().string() + ": " + label_of(c, s.predicted) +
+                  (s.label >= 0 ? " (true: " + label_of(c, s.label) + ")" : "");
+      for (std::size_t r = 0; r < s.maps.size(); ++r) e.maps.emplace_back(evaluator.row_names()[r], s.maps[r]);
+      save_gallery_entry(part, i, e);
     }
-  }
-
-  nlohmann::json js{{"run", run}, {"images", summary.images}, {"rows", summary_json(summary)}};
-  js["threads"] = torch::get_num_threads();  // what --threads (default: the free cores) gave LibTorch
-  js["accuracy"] = std::isfinite(summary.accuracy) ? nlohmann::json(summary.accuracy) : nlohmann::json();
-  js["curve_fractions"] = curve_fractions();
-  js["perturbation_fractions"] = perturbation_fractions();
-  std::string settings = "model: " + run["model"].get<std::string>() + "\ndata: " + st.data + " (" +
-                         std::to_string(summary.images) + " images" + (st.shuffle ? ", shuffled" : "") +
-                         ")\nmethods: " + joined(plan.methods) + "\nbaselines: " + joined(plan.baselines) +
-                         "\nmetrics: " + st.metrics;
-  write_file_atomic((out / "summary.csv").string(), summary_csv(summary));
-  write_file_atomic((out / "summary.json").string(), js.dump(2));
-  write_file_atomic((out / "report.html").string(), evaluation_report_html(summary, settings, gallery));
-  if (!st.quiet) {
-    std::cout << "evaluated " << summary.images << " image(s); mean over images:\n";
-    std::printf("%-14s %10s %10s %10s %10s %10s %10s\n", "method", "rho-blank", "top-10%", "deletion", "insertion",
-                "pointing", "ms");
-    for (const RowSummary& r : summary.rows) {
-      const auto v = [&](const char* k) { return r.scalars.at(k).count ? r.scalars.at(k).mean : NAN; };
-      std::printf("%-14s %10.3f %10.3f %10.3f %10.3f %10.3f %10.2f\n", r.method.c_str(), v("spearman_blankout"),
-                  v("top_overlap_blankout"), v("deletion_auc"), v("insertion_auc"), v("pointing_hit"),
-                  v("milliseconds"));
-    }
-    std::cout << "outputs written to " << out.string() << " (open report.html)" << std::endl;
-  }
+    return std::move(s);
+  });
 }
 
 }  // namespace
@@ -311,10 +233,23 @@ void add_evaluate_command(CLI::App& app, Action& action) {
   cmd->add_option("--limit", st->limit, "Only the first N images (after --shuffle); 0 = all");
   cmd->add_flag("--shuffle", st->shuffle, "Shuffle the data set first (with --seed)");
   cmd->add_option("--seed", st->seed, "Seed of --shuffle and of the random baseline (default 0)");
-  cmd->add_option("--threads", st->threads, "LibTorch threads (default 0: the cores not busy with other work, at least 1)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", st->threads,
+                  "LibTorch threads (default 0: the cores not busy with other work, at least 1; under MPI the node's "
+                  "cores shared among its ranks)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--gallery", st->gallery, "Images shown with every map in report.html (default 4)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--resume", st->resume, "Continue the run in -o DIR where it stopped (same options)");
+  cmd->add_flag("--resume", st->resume,
+                "Continue the run in -o DIR where it stopped (same options; with any number of shards or MPI ranks: "
+                "only the items no part holds are computed)");
+  auto* large = cmd->add_option_group("Large evaluations (README: Large evaluations)");
+  large->add_option("--shard", st->shard,
+                    "Compute share K of N (1-based; the items i with i mod N = K-1) into -o DIR/shard-K-of-N, for "
+                    "scheduler job arrays; the last shard to finish merges, or run attnlens merge DIR. Under "
+                    "mpirun/srun the ranks share the items without it");
+  large->add_flag("--merge", st->merge,
+                  "Only merge the shards in -o DIR into its per_image.csv (per_text.csv), summary.* and report.html "
+                  "(the same as attnlens merge DIR)");
   cmd->add_flag("-q,--quiet", st->quiet, "No progress bar or summary on the terminal");
   cmd->add_option("-o,--output", st->output, "Output folder")->required();
   add_relevance_options(cmd, st->settings, st->atman_threshold, /*with_steps=*/true);

@@ -46,6 +46,7 @@ constexpr ModelCommand kModelCommands[] = {
     {"prune", "AttAttr head pruning of a text classifier: accuracy as heads are masked"},
     {"tree", "AttAttr attribution tree of one text (Graphviz DOT/SVG)"},
     {"triggers", "AttAttr adversarial triggers mined from training texts and inserted into held-out ones"},
+    {"merge", "Joins the shards of an evaluation (--shard K/N runs) into the one process's outputs"},
 };
 
 bool is_model_command(const char* arg) {
@@ -109,7 +110,12 @@ int main(int argc, char** argv) {
                "gradient rollout, Chefer relevance, AttAttr, blank-out, head maps; evaluated by blank-out agreement, "
                "deletion/insertion, perturbation, localisation and attacks.",
                "attnlens"};
-  app.set_version_flag("--version", std::string("attnlens ") + ATTNLENS_VERSION_STRING, "Print the version and exit");
+  // Whether evaluations can run over MPI ranks decides how a cluster job is launched (README: Large evaluations).
+  app.set_version_flag("--version",
+                       std::string("attnlens ") + ATTNLENS_VERSION_STRING +
+                           (ATTNLENS_HAS_MPI ? " (with MPI: mpirun/srun run evaluations over ranks)"
+                                             : " (without MPI: evaluations run in one process or as --shard K/N)"),
+                       "Print the version and exit");
   app.require_subcommand(1);
   attnlens::cli::Action action;
   attnlens::cli::add_attention_commands(app, action);

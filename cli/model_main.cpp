@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/attention_commands.hpp"
+#include "cli/evaluation_run.hpp"
 #include "cli/run_app.hpp"
 #include "cli/text_commands.hpp"
 
@@ -13,6 +14,7 @@ extern "C" __attribute__((visibility("default"))) int attnlens_run_model_command
   attnlens::cli::add_model_commands(app, action);
   attnlens::cli::add_explain_command(app, action);
   attnlens::cli::add_evaluate_command(app, action);
+  attnlens::cli::add_merge_command(app, action);
   attnlens::cli::add_text_commands(app, action);
   return attnlens::cli::run_app(app, action, argc, argv);
 }

@@ -22,12 +22,19 @@ inline std::string one_line(std::string s) {
   return s;
 }
 
+/// Thrown to end the process with `code` and no message of its own (another process of the job gave it).
+struct QuietExit {
+  int code = 2;
+};
+
 /// Parses argv with `app` (whose subcommand callbacks set `action`), then runs `action`.
 inline int run_app(CLI::App& app, const std::function<void()>& action, int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (action) action();
     return 0;
+  } catch (const QuietExit& e) {
+    return e.code;
   } catch (const CLI::Success& e) {  // --help, --help-all, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,6 @@
 // attnlens::eval, everything at once (installed as <attnlens/eval.hpp>): perturbations, masked FGSM, the image
 // evaluation engine with its table and report, and the text applications (head pruning, attribution trees,
-// triggers, the word attack). Needs LibTorch and OpenCV.
+// triggers, the word attack), and the parts of a run split over processes. Needs LibTorch and OpenCV.
 #pragma once
 
 #include "eval/evaluation_report.hpp"
@@ -10,3 +10,4 @@
 #include "eval/perturbation.hpp"
 #include "eval/text_applications.hpp"
 #include "eval/text_evaluation.hpp"
+#include "eval/run_parts.hpp"

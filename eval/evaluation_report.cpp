@@ -3,7 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include "io/atomic_file.hpp"
 
 #include "viz/html.hpp"
 #include "viz/overlay.hpp"
@@ -20,6 +27,57 @@ std::string mean_pm_std(const MeanStd& m) {
 
 cv::Mat gallery_overlay(const cv::Mat& rgb, const Array& map) {
   return overlay_vit_explain(rgb, scale_for_display(map, true));
+}
+
+void save_gallery_entry(const std::string& dir, std::size_t index, const GalleryEntry& entry) {
+  const std::filesystem::path folder = std::filesystem::path(dir) / "gallery";
+  std::filesystem::create_directories(folder);
+  nlohmann::json js{{"index", index}, {"caption", entry.caption}, {"maps", nlohmann::json::array()}};
+  for (const auto& [name, map] : entry.maps) js["maps"].push_back({{"name", name}, {"shape", map.shape}, {"data", map.data}});
+  cv::Mat bgr;
+  cv::cvtColor(entry.rgb, bgr, cv::COLOR_RGB2BGR);
+  const std::string stem = (folder / std::to_string(index)).string();
+  write_file_atomic(stem + ".png", encode_png(bgr));
+  write_file_atomic(stem + ".json", js.dump());  // last: an entry counts once its maps are there
+}
+
+std::vector<GalleryEntry> load_gallery(const std::vector<std::string>& dirs, std::size_t limit) {
+  std::map<std::size_t, GalleryEntry> found;
+  for (const std::string& dir : dirs) {
+    const std::filesystem::path folder = std::filesystem::path(dir) / "gallery";
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec)) continue;
+    for (const auto& file : std::filesystem::directory_iterator(folder)) {
+      if (file.path().extension() != ".json") continue;
+      const std::string stem = file.path().stem().string();
+      if (stem.empty() || stem.find_first_not_of("0123456789") != std::string::npos || stem.size() > 18) continue;
+      const std::size_t index = std::stoull(stem);
+      if (index >= limit || found.count(index)) continue;
+      GalleryEntry e;
+      try {
+        std::ifstream in(file.path());
+        const nlohmann::json js = nlohmann::json::parse(in);
+        e.caption = js.at("caption").get<std::string>();
+        for (const auto& m : js.at("maps")) {
+          Array a;
+          a.shape = m.at("shape").get<std::vector<std::int64_t>>();
+          a.data = m.at("data").get<std::vector<double>>();
+          if (a.shape.size() != 2 || a.shape[0] * a.shape[1] != static_cast<std::int64_t>(a.data.size()))
+            throw InputError("a map's shape does not match its values");
+          e.maps.emplace_back(m.at("name").get<std::string>(), std::move(a));
+        }
+      } catch (const std::exception& ex) {
+        throw InputError(file.path().string() + ": unreadable gallery entry (" + ex.what() + ")");
+      }
+      const cv::Mat bgr = cv::imread((folder / (stem + ".png")).string(), cv::IMREAD_COLOR);
+      if (bgr.empty()) throw InputError((folder / (stem + ".png")).string() + ": missing or unreadable picture");
+      cv::cvtColor(bgr, e.rgb, cv::COLOR_BGR2RGB);
+      found.emplace(index, std::move(e));
+    }
+  }
+  std::vector<GalleryEntry> out;
+  for (auto& [index, e] : found) out.push_back(std::move(e));
+  return out;
 }
 
 namespace {

@@ -25,6 +25,13 @@ struct GalleryEntry {
 std::string evaluation_report_html(const EvaluationSummary& summary, const std::string& settings,
                                    const std::vector<GalleryEntry>& gallery);
 
+/// Saves one gallery entry as DIR/gallery/<index>.png (the picture) and DIR/gallery/<index>.json (caption and maps),
+/// so that the report can be written later from the run folder alone (after a merge of shards, or a resume).
+void save_gallery_entry(const std::string& dir, std::size_t index, const GalleryEntry& entry);
+/// The entries saved in the gallery/ folders of `dirs` with index < `limit`, by index, each index once (the first
+/// folder holding it wins). InputError for an unreadable entry.
+std::vector<GalleryEntry> load_gallery(const std::vector<std::string>& dirs, std::size_t limit);
+
 /// "0.412 ± 0.105" (3 decimals), or "–" when there were no values.
 std::string mean_pm_std(const MeanStd& m);
 

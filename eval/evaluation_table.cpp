@@ -31,7 +31,7 @@ auto scalar_fields(Scores& m) {
 std::string number(double v) {
   if (!std::isfinite(v)) return "";
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
+  std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips exactly: a merged or resumed run equals one process
   return buf;
 }
 

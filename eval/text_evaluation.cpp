@@ -41,31 +41,45 @@ std::vector<int> word_positions(const TextModel& tm, const std::vector<std::int6
 
 TextEvaluator::TextEvaluator(const TextModel& model, TextEvaluationPlan plan) : model_(model), plan_(std::move(plan)) {
   std::set<std::string> seen;
+  std::vector<std::string> scored;  // what the scorer runs: the methods and blankout
   for (const auto& m : plan_.methods) {
     if (m == "blankout") continue;  // the oracle row, added below
     rows_.push_back(m);
-    scored_.push_back(m);
+    scored.push_back(m);
   }
   for (const auto& b : plan_.baselines) {
     if (b != "random") throw InputError("unknown text baseline '" + b + "' (known: random)");
     rows_.push_back(b);
   }
   rows_.push_back("blankout");
-  scored_.push_back("blankout");
+  scored.push_back("blankout");
   for (const auto& r : rows_)
     if (!seen.insert(r).second) throw InputError("'" + r + "' is listed twice");
   if (!(plan_.top_share > 0.0 && plan_.top_share <= 1.0)) throw InputError("--top-share must be in (0, 1]");
   if (plan_.saco_groups < 2) throw InputError("SaCo needs at least 2 groups");
   if (plan_.attack_k < 1) throw InputError("--k must be >= 1");
   // The scorer checks every name and setting before a text is read.
-  const TextScorer check(model_, scored_, plan_.settings, plan_.attattr, model_.tokenizer.mask_id());
+  scorer_ = std::make_unique<const TextScorer>(model_, scored, plan_.settings, plan_.attattr,
+                                               model_.tokenizer.mask_id());
 }
 
+TextEvaluator::~TextEvaluator() = default;
+
 std::vector<ImageScores> TextEvaluator::evaluate(const LabelledTexts& texts, const ProgressFn& progress) const {
-  const TextScorer scorer(model_, scored_, plan_.settings, plan_.attattr, model_.tokenizer.mask_id());
-  const std::int64_t mask = model_.tokenizer.mask_id();
   std::vector<ImageScores> out;
   for (size_t i = 0; i < texts.encoded.size(); ++i) {
+    out.push_back(evaluate(texts, i));
+    if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(texts.encoded.size()));
+  }
+  return out;
+}
+
+ImageScores TextEvaluator::evaluate(const LabelledTexts& texts, std::size_t i) const {
+  if (i >= texts.encoded.size()) throw InputError("text " + std::to_string(i) + " beyond the " +
+                                                  std::to_string(texts.encoded.size()) + " texts");
+  const TextScorer& scorer = *scorer_;
+  const std::int64_t mask = model_.tokenizer.mask_id();
+  {
     const EncodedText& e = texts.encoded[i];
     const std::vector<std::int64_t>& ids = e.encoding.ids;
     std::map<std::string, double> seconds;
@@ -185,10 +199,8 @@ std::vector<ImageScores> TextEvaluator::evaluate(const LabelledTexts& texts, con
     }
     for (size_t r = 0; r < rows.size(); ++r)
       for (size_t o = 0; o < rows.size(); ++o) scores.methods[r].spearman_vs.push_back(spearman(rows[r], rows[o]));
-    out.push_back(std::move(scores));
-    if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(texts.encoded.size()));
+    return scores;
   }
-  return out;
 }
 
 }  // namespace attnlens

@@ -7,12 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "../core/api.hpp"
 #include "image_evaluation.hpp"
 #include "text_applications.hpp"
+#include "../explain/text_methods.hpp"
 
 ATTNLENS_API_BEGIN
 namespace attnlens {
@@ -42,14 +44,21 @@ class TextEvaluator {
   /// Methods, then baselines, then "blankout".
   const std::vector<std::string>& row_names() const { return rows_; }
 
-  /// Scores every text: the explained class is the predicted one; blank-out and the masks use [MASK] (<mask>).
-  /// ImageScores::id holds the text. The metrics of images the text has no counterpart for stay NaN.
+  ~TextEvaluator();
+
+  /// Scores text `item` of `texts`: the explained class is the predicted one; blank-out and the masks use [MASK]
+  /// (<mask>). ImageScores::id holds the text. The metrics of images the text has no counterpart for stay NaN. The
+  /// result depends on the text and its index alone (the random baseline's seed), not on the other texts, so a
+  /// run split over processes gives the rows of one process.
+  ImageScores evaluate(const LabelledTexts& texts, std::size_t item) const;
+  /// Every text, in order.
   std::vector<ImageScores> evaluate(const LabelledTexts& texts, const ProgressFn& progress = {}) const;
 
  private:
   const TextModel& model_;
   TextEvaluationPlan plan_;
-  std::vector<std::string> rows_, scored_;  ///< scored_: what TextScorer runs (the methods and blankout)
+  std::vector<std::string> rows_;
+  std::unique_ptr<const TextScorer> scorer_;  ///< the methods and blankout
 };
 
 }  // namespace attnlens

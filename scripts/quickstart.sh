@@ -19,7 +19,7 @@ packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev lib
           python3 python3-numpy python3-scipy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist
           python3-regex
           python3-dev pybind11-dev python3-pybind11 python3-venv python3-pip python3-setuptools python3-wheel python3-pytest
-          chromium python3-websocket clang libclang-rt-14-dev time)
+          chromium python3-websocket clang libclang-rt-14-dev time libopenmpi-dev openmpi-bin)
 
 install_missing() {
   local missing=()

@@ -115,6 +115,11 @@ if(DEBIAN_PYTHON)
     COMMAND ${CMAKE_COMMAND} -E env ATTNLENS=$<TARGET_FILE:attnlens> ATTNLENS_SOURCE=${PROJECT_SOURCE_DIR}
             PYTHON=${DEBIAN_PYTHON} bash ${PROJECT_SOURCE_DIR}/tests/cli/test_evaluate.sh)
   set_tests_properties(cli_evaluate PROPERTIES TIMEOUT 600)
+  # evaluate over MPI ranks (mpirun -np 2, 3), as shards with merge, and resumed after a killed rank: exactly one
+  # process's outputs.
+  add_test(NAME large_evaluations
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cli/large_evaluations.py $<TARGET_FILE:attnlens>)
+  set_tests_properties(large_evaluations PROPERTIES TIMEOUT 600)
   # Every metric of evaluate's random-baseline row recomputed with PyTorch, scipy and numpy.
   add_test(NAME evaluate_vs_pytorch
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/evaluate_vs_pytorch.py $<TARGET_FILE:attnlens>

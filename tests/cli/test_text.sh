@@ -237,7 +237,7 @@ assert "SaCo" in page and "<svg" in page and "4 texts" in page
 print(f"max |diff| {worst:.1e}")
 EOF
 check "evaluate --text: image-only options and a centre prior are refused" bash -c "
-  '$bin' evaluate --text --model '$model' --data $tmp/tiny.tsv --resume -o $tmp/evt2 2>&1 | grep -q 'are for images' &&
+  '$bin' evaluate --text --model '$model' --data $tmp/tiny.tsv --shuffle -o $tmp/evt2 2>&1 | grep -q 'is for images' &&
   ! test -e $tmp/evt2 &&
   '$bin' evaluate --text --model '$model' --data $tmp/tiny.tsv --baselines centre -o $tmp/evt3 2>&1 |
     grep -q 'unknown text baseline' && ! test -e $tmp/evt3"

@@ -1,0 +1,152 @@
+#include "eval/run_parts.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "eval/evaluation_table.hpp"
+
+namespace attnlens {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool parse_positive(const std::string& s, int& value) {
+  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  value = std::stoi(s);
+  return value > 0;
+}
+
+nlohmann::json read_identity(const fs::path& dir) {
+  const fs::path file = dir / "run.json";
+  std::ifstream in(file);
+  if (!in) throw InputError(file.string() + ": missing; this part of the run cannot be checked or merged");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception&) {
+    throw InputError(file.string() + ": unreadable (not JSON)");
+  }
+}
+
+}  // namespace
+
+WorkShare WorkShare::parse(const std::string& text) {
+  const auto slash = text.find('/');
+  WorkShare s;
+  int k = 0, n = 0;
+  if (slash == std::string::npos || !parse_positive(text.substr(0, slash), k) ||
+      !parse_positive(text.substr(slash + 1), n) || k > n)
+    throw InputError("--shard '" + text + "': expected K/N with 1 <= K <= N (e.g. 2/8: the second of 8 shares)");
+  s.index = k - 1;
+  s.count = n;
+  return s;
+}
+
+std::string WorkShare::folder() const {
+  return "shard-" + std::to_string(index + 1) + "-of-" + std::to_string(count);
+}
+
+std::string WorkShare::label() const { return std::to_string(index + 1) + " of " + std::to_string(count); }
+
+std::vector<RunPart> find_run_parts(const std::string& out, const std::string& table) {
+  std::vector<RunPart> parts;
+  if (fs::exists(fs::path(out) / table)) parts.push_back({out, std::nullopt});
+  std::error_code ec;
+  if (!fs::is_directory(out, ec)) return parts;
+  static const std::regex name(R"(shard-(\d+)-of-(\d+))");
+  std::vector<std::pair<WorkShare, std::string>> shards;
+  for (const auto& entry : fs::directory_iterator(out)) {
+    if (!entry.is_directory()) continue;
+    const std::string base = entry.path().filename().string();
+    std::smatch m;
+    if (!std::regex_match(base, m, name)) continue;
+    int k = 0, n = 0;
+    if (!parse_positive(m[1], k) || !parse_positive(m[2], n) || k > n)
+      throw InputError(entry.path().string() + ": not a shard folder (shard-K-of-N with 1 <= K <= N)");
+    shards.push_back({WorkShare{k - 1, n}, entry.path().string()});
+  }
+  std::sort(shards.begin(), shards.end(), [](const auto& a, const auto& b) {
+    return a.first.count != b.first.count ? a.first.count < b.first.count : a.first.index < b.first.index;
+  });
+  for (const auto& [share, dir] : shards) parts.push_back({dir, share});
+  return parts;
+}
+
+namespace {
+
+void check_identity(const RunPart& part, const nlohmann::json& expected) {
+  const nlohmann::json found = read_identity(part.dir);
+  if (found != expected)
+    throw InputError(part.dir + ": a part of another run (its run.json differs: " + found.dump() +
+                     "); use the same options, another -o, or remove it");
+}
+
+}  // namespace
+
+void check_run_identities(const std::vector<RunPart>& parts, const std::string& identity) {
+  const nlohmann::json expected = nlohmann::json::parse(identity);
+  for (const RunPart& part : parts)
+    if (fs::exists(fs::path(part.dir) / "run.json")) check_identity(part, expected);
+}
+
+RunRows read_run_parts(const std::vector<RunPart>& parts, const std::string& table, const std::string& identity,
+                       const std::vector<std::string>& row_names, std::size_t item_count) {
+  const nlohmann::json expected = nlohmann::json::parse(identity);
+  std::map<std::size_t, ImageScores> by_index;
+  for (const RunPart& part : parts) {
+    const fs::path file = fs::path(part.dir) / table;
+    if (!fs::exists(file)) continue;  // a shard that has not written its first row yet
+    check_identity(part, expected);
+    for (ImageScores& s : read_evaluation_csv(file.string(), row_names, nullptr)) {
+      if (s.index >= item_count)
+        throw InputError(file.string() + ": item " + std::to_string(s.index) + " beyond the run's " +
+                         std::to_string(item_count) + " items");
+      if (part.share && !part.share->owns(s.index))
+        throw InputError(file.string() + ": item " + std::to_string(s.index) + " does not belong to shard " +
+                         part.share->label());
+      by_index.emplace(s.index, std::move(s));  // an item already found stays
+    }
+  }
+  RunRows rows;
+  for (std::size_t i = 0; i < item_count; ++i) {
+    auto it = by_index.find(i);
+    if (it == by_index.end()) {
+      rows.missing.push_back(i);
+    } else {
+      rows.items.push_back(std::move(it->second));
+    }
+  }
+  return rows;
+}
+
+std::string missing_items_message(const std::vector<std::size_t>& missing, std::size_t item_count,
+                                  const std::vector<RunPart>& parts, const std::string& out) {
+  if (missing.empty()) return "";
+  std::string msg = std::to_string(missing.size()) + " of " + std::to_string(item_count) + " items are missing (";
+  for (std::size_t i = 0; i < missing.size() && i < 20; ++i) msg += (i ? ", " : "") + std::to_string(missing[i]);
+  msg += missing.size() > 20 ? ", ...)" : ")";
+  std::set<int> counts;
+  std::set<std::pair<int, int>> present;
+  for (const RunPart& p : parts)
+    if (p.share) counts.insert(p.share->count), present.insert({p.share->count, p.share->index});
+  for (int n : counts) {
+    for (int k = 0; k < n; ++k) {
+      const WorkShare s{k, n};
+      const std::size_t lacking = static_cast<std::size_t>(
+          std::count_if(missing.begin(), missing.end(), [&](std::size_t i) { return s.owns(i); }));
+      if (lacking == 0) continue;
+      const std::string dir = (fs::path(out) / s.folder()).string();
+      msg += "; shard " + s.label() + " " +
+             (present.count({n, k}) ? "lacks " + std::to_string(lacking) + " of its items (" + dir + ")"
+                                    : "has no folder (" + dir + ")");
+    }
+  }
+  return msg;
+}
+
+}  // namespace attnlens
