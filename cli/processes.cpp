@@ -17,7 +17,7 @@ namespace attnlens::cli {
 
 namespace {
 
-int env_int(const char* name) {
+[[maybe_unused]] int env_int(const char* name) {  // read only by the build without MPI
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::atoi(v) : 0;
 }
