@@ -1,11 +1,13 @@
 // `attnlens evaluate`: how faithful each explanation method is over a data set (eval/image_evaluation.hpp), with a
 // per-image CSV that grows as the run goes (--resume continues it), summary tables and one report.html.
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
-#include "cli/evaluation_run.hpp"
+#include "cli/item_run.hpp"
 #include "cli/model_inputs.hpp"
 #include "cli/processes.hpp"
 #include "cli/text_commands.hpp"
@@ -43,6 +45,112 @@ struct EvaluateState {
   int attack_k = 5;            ///< --text: the word attack masks up to this many top words
 };
 
+std::string joined(const nlohmann::json& list) {
+  std::string s;
+  for (const auto& x : list) s += (s.empty() ? "" : ",") + x.get<std::string>();
+  return s;
+}
+
+// summary.json's aggregate part: mean, std and count of every metric per row, the mean curves, the Spearman matrix.
+nlohmann::json summary_rows_json(const EvaluationSummary& summary) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const RowSummary& r : summary.rows) {
+    nlohmann::json row{{"method", r.method}};
+    for (const auto& [name, m] : r.scalars) {
+      if (m.count == 0) continue;
+      row[name] = {{"mean", m.mean}, {"std", m.std}, {"count", m.count}};
+    }
+    row["deletion_curve"] = r.deletion_curve;
+    row["insertion_curve"] = r.insertion_curve;
+    row["positive_accuracy"] = r.positive_accuracy;
+    row["negative_accuracy"] = r.negative_accuracy;
+    row["spearman_vs"] = nlohmann::json::object();
+    for (std::size_t j = 0; j < r.spearman_vs.size(); ++j) row["spearman_vs"][summary.row_names[j]] = r.spearman_vs[j];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// The report's settings box, from the identity alone (a merge has no model loaded).
+std::string settings_text(const RunIdentity& id, std::size_t items) {
+  const bool text = id.at("kind") == "text";
+  std::string s = "model: " + id.at("model").get<std::string>() + "\ndata: " + id.at("data").get<std::string>();
+  if (text) {
+    s += ", " + id.at("split").get<std::string>() + " split (" + std::to_string(items) + " texts)";
+  } else {
+    s += " (" + std::to_string(items) + " images" + (id.at("shuffle").get<bool>() ? ", shuffled" : "") + ")";
+  }
+  s += "\nmethods: " + joined(id.at("methods")) + "\nbaselines: " + joined(id.at("baselines"));
+  if (text) {
+    s += "\nword attack: k = 0.." + std::to_string(id.at("word_attack_k").get<int>());
+  } else {
+    s += "\nmetrics: " + id.at("metrics").get<std::string>();
+  }
+  return s;
+}
+
+// The terminal's table: the mean of a few metrics per row (summary.csv has them all).
+std::string summary_text(const EvaluationSummary& summary, bool text, const fs::path& out) {
+  struct Column {
+    const char* title;
+    const char* metric;
+    const char* format;
+  };
+  const std::vector<Column> columns =
+      text ? std::vector<Column>{{"rho-blank", "spearman_blankout", "%11.3f"}, {"top-20%", "top_overlap_blankout", "%11.3f"},
+                                 {"deletion", "deletion_auc", "%11.3f"},       {"insertion", "insertion_auc", "%11.3f"},
+                                 {"saco", "saco", "%11.3f"},                   {"attack", "word_attack_auc", "%11.3f"}}
+           : std::vector<Column>{{"rho-blank", "spearman_blankout", "%11.3f"}, {"top-10%", "top_overlap_blankout", "%11.3f"},
+                                 {"deletion", "deletion_auc", "%11.3f"},       {"insertion", "insertion_auc", "%11.3f"},
+                                 {"pointing", "pointing_hit", "%11.3f"},       {"ms", "milliseconds", "%11.2f"}};
+  std::string os = "evaluated " + std::to_string(summary.images) + " " + summary.unit + "(s); mean over " +
+                   summary.unit + "s:\n";
+  char cell[64];
+  std::snprintf(cell, sizeof cell, "%-16s", "method");
+  os += cell;
+  for (const Column& c : columns) std::snprintf(cell, sizeof cell, "%11s", c.title), os += cell;
+  os += "\n";
+  for (const RowSummary& r : summary.rows) {
+    std::snprintf(cell, sizeof cell, "%-16s", r.method.c_str());
+    os += cell;
+    for (const Column& c : columns) {
+      const MeanStd& m = r.scalars.at(c.metric);
+      std::snprintf(cell, sizeof cell, c.format, m.count ? m.mean : NAN);
+      os += cell;
+    }
+    os += "\n";
+  }
+  return os + "outputs written to " + out.string() + " (open report.html)\n";
+}
+
+// The evaluation's finisher (cli/item_run.hpp): summary.csv, summary.json and report.html from the merged table.
+RunOutputs evaluation_outputs(const std::string& out_dir, const RunIdentity& id, const std::string& table_text,
+                              const std::vector<std::string>& part_dirs, std::optional<int> threads) {
+  const fs::path out = out_dir;
+  const std::vector<std::string> rows = id.at("rows").get<std::vector<std::string>>();
+  const bool text = id.at("kind") == "text";
+  const std::vector<ImageScores> items =
+      parse_evaluation_csv(table_text, rows, (out / id.at("table").at("name").get<std::string>()).string());
+  EvaluationSummary summary = summarise(items, rows);
+  summary.unit = text ? "text" : "image";
+  // Gallery pictures saved in the shards are read where they are; OUT's own gallery/ is what a single process saved.
+  const std::vector<GalleryEntry> gallery =
+      text ? std::vector<GalleryEntry>{} : load_gallery(part_dirs, id.at("gallery").get<std::size_t>());
+  nlohmann::json js{{"run", id}, {text ? "texts" : "images", summary.images}, {"rows", summary_rows_json(summary)}};
+  if (threads) js["threads"] = *threads;  // what --threads (default: the free cores) gave LibTorch
+  js["parts"] = part_dirs.size() == 1 ? 1 : part_dirs.size() - 1;  // the processes (shards, ranks) merged
+  js["accuracy"] = std::isfinite(summary.accuracy) ? nlohmann::json(summary.accuracy) : nlohmann::json();
+  js["curve_fractions"] = curve_fractions();
+  if (!text) js["perturbation_fractions"] = perturbation_fractions();
+  RunOutputs o;
+  o.files = {{(out / "summary.csv").string(), summary_csv(summary)},
+             {(out / "summary.json").string(), js.dump(2)},
+             {(out / "report.html").string(),
+              evaluation_report_html(summary, settings_text(id, summary.images), gallery)}};
+  o.terminal = summary_text(summary, text, out);
+  return o;
+}
+
 // The settings of the methods, as run.json records them (a resumed or merged run must have used the same).
 nlohmann::json method_settings_json(const MethodSettings& s) {
   return {{"query_row", s.query_row},
@@ -65,21 +173,7 @@ nlohmann::json method_settings_json(const MethodSettings& s) {
           {"chefer_lrp_variant", s.chefer_lrp_variant}};
 }
 
-nlohmann::json model_options_json(const ModelOptions& m) {
-  return {{"preset", m.preset},       {"resize", m.resize},   {"crop", m.crop},
-          {"interpolation", m.interpolation}, {"mean", m.mean}, {"std", m.std},
-          {"image_size", m.image_size}, {"pos_interpolation", m.pos_interpolation},
-          {"labels", m.labels},       {"batch", m.batch}};
-}
-
-EvaluationRunOptions run_options(const EvaluateState& st) {
-  return {st.output, st.resume, st.shard, st.quiet};
-}
-
-// LibTorch's threads: --threads, else the node's cores shared among its MPI ranks, else the free cores.
-void set_rank_threads(int threads) {
-  set_threads(threads > 0 ? threads : default_threads_per_rank(Processes::job()));
-}
+ItemRunOptions run_options(const EvaluateState& st) { return {st.output, st.resume, st.shard, st.quiet}; }
 
 // `evaluate --text`: the text methods on a labelled split (eval/text_evaluation.hpp).
 void run_evaluate_text(const EvaluateState& st) {
@@ -101,17 +195,20 @@ void run_evaluate_text(const EvaluateState& st) {
   plan.attattr.steps = st.settings.steps;
   plan.attack_k = st.attack_k;
   plan.seed = st.seed;
-  set_rank_threads(st.threads);
+  set_threads(st.threads);
   const TextEvaluator evaluator(tm, plan);
   const bool talk = !st.quiet && Processes::job().rank() == 0;
   const LabelledTexts texts = load_labelled_split(tm, st.data, st.split, static_cast<int>(st.limit), !talk);
+  const RunTable table{"per_text.csv", evaluation_csv_header(evaluator.row_names()), evaluator.row_names().size(),
+                       texts.encoded.size(), 1};
   const RunIdentity identity{{"kind", "text"},
-                             {"table", "per_text.csv"},
+                             {"command", "evaluate"},
+                             {"noun", "texts"},
+                             {"table", run_table_json(table)},
                              {"model", tm.path},
                              {"data", st.data.empty() ? "data/sentiment" : st.data},
                              {"split", st.split},
                              {"limit", st.limit},
-                             {"items", texts.encoded.size()},
                              {"methods", plan.methods},
                              {"baselines", plan.baselines},
                              {"rows", evaluator.row_names()},
@@ -119,14 +216,15 @@ void run_evaluate_text(const EvaluateState& st) {
                              {"seed", st.seed},
                              {"settings", method_settings_json(plan.settings)},
                              {"gallery", 0}};
-  run_evaluation_items(run_options(st), identity,
-                       [&](std::size_t i, const std::string&) { return evaluator.evaluate(texts, i); });
+  run_items(run_options(st), identity, [&](std::size_t i, std::size_t, const std::string&) {
+    return std::vector<std::string>{evaluation_csv_rows(evaluator.evaluate(texts, i))};
+  });
 }
 
 void run_evaluate(const EvaluateState& st) {
   if (st.output.empty()) throw InputError("-o DIR is required");
   if (st.merge) {
-    merge_evaluation(st.output, st.quiet);
+    merge_run(st.output, st.quiet);
     return;
   }
   if (st.text) {
@@ -142,7 +240,7 @@ void run_evaluate(const EvaluateState& st) {
   plan.metrics = EvaluationMetrics::parse(st.metrics);
   plan.seed = st.seed;
   plan.batch = st.model.batch;
-  set_rank_threads(st.threads);
+  set_threads(st.threads);
 
   const std::unique_ptr<ImageClassifier> model = load_model(st.model);
   const ImageModelConfig& c = model->config();
@@ -161,13 +259,16 @@ void run_evaluate(const EvaluateState& st) {
     throw InputError("--metrics localization needs boxes; " + st.data + " has none (use the canvas set)");
 
   // The run's identity: a resumed run, and every shard of a split one, must be this same run.
+  const RunTable table{"per_image.csv", evaluation_csv_header(evaluator.row_names()), evaluator.row_names().size(),
+                       data.size(), 1};
   const RunIdentity identity{{"kind", "image"},
-                             {"table", "per_image.csv"},
+                             {"command", "evaluate"},
+                             {"noun", "images"},
+                             {"table", run_table_json(table)},
                              {"model", st.model.model.empty() ? "bundled fmnist-vit" : st.model.model},
                              {"model_options", model_options_json(st.model)},
                              {"data", st.data},
                              {"limit", st.limit},
-                             {"items", data.size()},
                              {"shuffle", st.shuffle},
                              {"seed", st.seed},
                              {"methods", plan.methods},
@@ -178,7 +279,7 @@ void run_evaluate(const EvaluateState& st) {
                              {"gallery", st.gallery}};
   // Each image alone, its rows and (for the first --gallery images) every row's map over the picture, saved in the
   // part so that the report can be drawn from the folder.
-  run_evaluation_items(run_options(st), identity, [&](std::size_t i, const std::string& part) {
+  run_items(run_options(st), identity, [&](std::size_t i, std::size_t, const std::string& part) {
     DatasetImage d = load_dataset_image(data, i, pre, c);
     std::vector<ImageScores> scored = evaluator.evaluate({{i, d.image.path, d.image.tensor, d.label, d.box}});
     ImageScores& s = scored.front();
@@ -190,13 +291,15 @@ void run_evaluate(const EvaluateState& st) {
       for (std::size_t r = 0; r < s.maps.size(); ++r) e.maps.emplace_back(evaluator.row_names()[r], s.maps[r]);
       save_gallery_entry(part, i, e);
     }
-    return std::move(s);
+    return std::vector<std::string>{evaluation_csv_rows(s)};
   });
 }
 
 }  // namespace
 
 void add_evaluate_command(CLI::App& app, Action& action) {
+  register_run_kind("image", evaluation_outputs);
+  register_run_kind("text", evaluation_outputs);
   auto st = std::make_shared<EvaluateState>();
   // --batch stays at 16 images per forward pass: blank-out of a DeiT-tiny image in passes of 16 took 0.66x the time
   // of one pass of all 197 copies (bench_models), whose activations no longer fit in the caches.

@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 #include <thread>
 
+#include "cli/processes.hpp"
 #include "core/array.hpp"
 #include "io/system.hpp"
 
@@ -114,7 +115,17 @@ std::vector<std::string> expand_image_paths(const std::vector<std::string>& inpu
   return paths;
 }
 
-void set_threads(int threads) { torch::set_num_threads(threads > 0 ? threads : free_cores()); }
+void set_threads(int threads) {
+  const int per_rank = default_threads_per_rank(Processes::job());  // 0 unless this is one of several MPI ranks
+  torch::set_num_threads(threads > 0 ? threads : per_rank > 0 ? per_rank : free_cores());
+}
+
+nlohmann::json model_options_json(const ModelOptions& m) {
+  return {{"preset", m.preset},       {"resize", m.resize},   {"crop", m.crop},
+          {"interpolation", m.interpolation}, {"mean", m.mean}, {"std", m.std},
+          {"image_size", m.image_size}, {"pos_interpolation", m.pos_interpolation},
+          {"labels", m.labels},       {"batch", m.batch},     {"device", m.device}};
+}
 
 cv::Mat rgb_to_bgr(const cv::Mat& rgb) {
   cv::Mat bgr;

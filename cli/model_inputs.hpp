@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,12 @@ Preprocess resolve_preprocess(const ModelOptions& options, const ImageModelConfi
 /// Image files named by `inputs`: files as given, folders expanded to their images (and .npy) in name order.
 std::vector<std::string> expand_image_paths(const std::vector<std::string>& inputs);
 
-/// LibTorch's threads: `threads`, or free_cores() (io/system.hpp) when 0: on a shared machine threads beyond the free
-/// cores only wait for one another.
+/// LibTorch's threads: `threads`; when 0, one MPI rank's share of its node's cores (cli/processes.hpp), or else
+/// free_cores() (io/system.hpp): on a shared machine threads beyond the free cores only wait for one another.
 void set_threads(int threads);
+
+/// The options as a run's identity records them (cli/item_run.hpp): what a resumed or merged run must share.
+nlohmann::json model_options_json(const ModelOptions& options);
 
 /// Options of the methods that run the model again (attnlrp, cp-lrp, bi-attn, bi-attn-token, atman), for explain
 /// and evaluate: --gamma-conv, --gamma-linear, --gamma-attention-projections, --bi-start-layer, --atman-factor,

@@ -3,7 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/attention_commands.hpp"
-#include "cli/evaluation_run.hpp"
+#include "cli/item_run.hpp"
 #include "cli/run_app.hpp"
 #include "cli/text_commands.hpp"
 

@@ -1,6 +1,6 @@
 // The processes of one attnlens job: this process alone, or the ranks of an MPI job when attnlens was built with MPI
 // (ATTNLENS_MPI) and started by a launcher (mpirun, mpiexec, srun). The ranks share the work by the item index
-// (eval/run_parts.hpp) and meet only twice: after rank 0 has prepared the output folder, and at the end, when rank 0
+// (io/run_parts.hpp) and meet only twice: after rank 0 has prepared the output folder, and at the end, when rank 0
 // learns how every rank fared and merges their parts. Rows travel through the output folder, which every rank must
 // see (a cluster's shared file system), so a rank that dies loses only its unfinished items.
 #pragma once

@@ -11,14 +11,18 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 
+#include "cli/item_run.hpp"
 #include "cli/model_inputs.hpp"
+#include "cli/processes.hpp"
 #include "eval/text_applications.hpp"
 #include "explain/text_methods.hpp"
 #include "io/array_writer.hpp"
 #include "io/atomic_file.hpp"
+#include "io/csv_record.hpp"
 #include "io/text_dataset.hpp"
 #include "viz/html.hpp"
 #include "viz/svg.hpp"
@@ -478,38 +482,65 @@ struct AttackWordsState {
   int max_k = 5;
   std::string replacement = "mask";
   int seed = 0;
+  int threads = 0;
+  bool resume = false;
+  std::string shard;
   std::string output;
   bool quiet = false;
 };
 
-void run_attack_words(const AttackWordsState& st) {
-  if (st.output.empty()) throw InputError("-o DIR is required");
-  if (st.max_k < 1) throw InputError("--k must be >= 1");
-  WordAttackSettings settings;
-  settings.attattr = st.ig.resolve();
-  settings.methods = st.methods;
-  if (settings.methods.size() == 1 && settings.methods[0] == "all") {
-    settings.methods = text_method_names();
-    settings.methods.push_back("random");
+std::vector<std::string> word_attack_methods(std::vector<std::string> methods) {
+  if (methods.size() == 1 && methods[0] == "all") {
+    methods = text_method_names();
+    methods.push_back("random");
   }
-  settings.max_k = st.max_k;
-  settings.seed = static_cast<std::uint64_t>(st.seed);
-  const TextModel tm = open_text_model(st.model);
-  settings.replacement_id = special_or_vocabulary_id(tm, st.replacement, "--replacement");
-  const std::string replacement = tm.tokenizer.vocabulary().token(settings.replacement_id);
-  // The scorer checks the method names before any text is read.
-  const TextScorer check(tm, settings.methods, MethodSettings{}, settings.attattr, -1);
-  const LabelledTexts texts = load_labelled(tm, st.data, st.data.split, st.quiet);
-  ProgressBar bar("attack", "texts", !st.quiet);
-  const WordAttackResult r = attack_words(tm, texts, settings, progress_of(bar));
-  bar.finish();
+  return methods;
+}
 
-  std::ostringstream csv;
+std::string word_attack_header(int max_k) {
+  std::string h = "index,label,clean,method";
+  for (int k = 1; k <= max_k; ++k) h += ",predicted_k" + std::to_string(k);
+  return h + "\n";
+}
+
+// The word attack's finisher (cli/item_run.hpp): attack_words.csv, .json and .svg from the per-text table.
+RunOutputs word_attack_outputs(const std::string& out_dir, const RunIdentity& id, const std::string& table_text,
+                               const std::vector<std::string>& part_dirs, std::optional<int> threads) {
+  const fs::path out = out_dir;
+  WordAttackSettings settings;
+  settings.methods = id.at("methods").get<std::vector<std::string>>();
+  settings.max_k = id.at("max_k").get<int>();
+  const std::string replacement = id.at("replacement").get<std::string>();
+  const RunTable table = run_table_of(id);
+  std::vector<WordAttackText> attacked(table.items);
+  std::vector<TextExample> examples(table.items);
+  std::size_t pos = table.header.size(), line = 1;
+  std::vector<std::string> f;
+  for (std::size_t i = 0; i < table.items; ++i) {
+    for (const std::string& method : settings.methods) {
+      const std::string where = (out / table.name).string() + " line " + std::to_string(++line);
+      if (!next_csv_record(table_text, pos, f) || f.size() != 4 + static_cast<std::size_t>(settings.max_k) ||
+          f[3] != method)
+        throw InputError(where + ": not the row of method " + method);
+      examples[i].label = static_cast<int>(parse_csv_number(f[1], where));
+      attacked[i].clean = static_cast<std::int64_t>(parse_csv_number(f[2], where));
+      std::vector<std::int64_t> predicted;
+      for (int k = 1; k <= settings.max_k; ++k)
+        predicted.push_back(static_cast<std::int64_t>(parse_csv_number(f[3 + static_cast<std::size_t>(k)], where)));
+      attacked[i].attacked.push_back(std::move(predicted));
+    }
+  }
+  const WordAttackResult r = word_attack_accuracy(attacked, examples, settings);
+
+  std::ostringstream csv, terminal;
   csv << "method,k,accuracy\n";
-  json result{{"model", tm.path},
-              {"texts", texts.examples.size()},
+  json result{{"run", id},
+              {"model", id.at("model")},
+              {"texts", table.items},
               {"replacement", replacement},
+              {"parts", part_dirs.size() == 1 ? 1 : part_dirs.size() - 1},
               {"accuracy", json::object()}};
+  if (threads) result["threads"] = *threads;
   PlotOptions po;
   po.title = "Accuracy with the k top-ranked words replaced by " + replacement;
   po.x_label = "k";
@@ -519,28 +550,75 @@ void run_attack_words(const AttackWordsState& st) {
   po.y_max = 1.0;
   Plot plot(po);
   std::vector<double> ks;
-  for (int k = 0; k <= st.max_k; ++k) ks.push_back(k);
+  for (int k = 0; k <= settings.max_k; ++k) ks.push_back(k);
   for (const auto& [m, acc] : r.accuracy) {
-    for (int k = 0; k <= st.max_k; ++k) csv << m << "," << k << "," << fmt_number(acc[static_cast<size_t>(k)]) << "\n";
+    for (int k = 0; k <= settings.max_k; ++k)
+      csv << m << "," << k << "," << fmt_number(acc[static_cast<size_t>(k)]) << "\n";
     result["accuracy"][m] = acc;
     plot.line(m, ks, acc, {}, true);
-    if (!st.quiet) {
-      std::cout << m << ":";
-      for (double a : acc) std::cout << " " << fmt_number(a);
-      std::cout << "\n";
-    }
+    terminal << m << ":";
+    for (double a : acc) terminal << " " << fmt_number(a);
+    terminal << "\n";
   }
-  const fs::path out = st.output;
-  write_file_atomic((out / "attack_words.csv").string(), csv.str());
-  write_file_atomic((out / "attack_words.json").string(), result.dump(2));
-  write_file_atomic((out / "attack_words.svg").string(), plot.svg());
-  if (!st.quiet)
-    std::cout << "accuracy for k = 0.." << st.max_k << " above; outputs written to " << out.string() << std::endl;
+  terminal << "accuracy for k = 0.." << settings.max_k << " above; outputs written to " << out.string() << "\n";
+  RunOutputs o;
+  o.files = {{(out / "attack_words.csv").string(), csv.str()},
+             {(out / "attack_words.json").string(), result.dump(2)},
+             {(out / "attack_words.svg").string(), plot.svg()}};
+  o.terminal = terminal.str();
+  return o;
+}
+
+void run_attack_words(const AttackWordsState& st) {
+  if (st.output.empty()) throw InputError("-o DIR is required");
+  if (st.max_k < 1) throw InputError("--k must be >= 1");
+  WordAttackSettings settings;
+  settings.attattr = st.ig.resolve();
+  settings.methods = word_attack_methods(st.methods);
+  settings.max_k = st.max_k;
+  settings.seed = static_cast<std::uint64_t>(st.seed);
+  set_threads(st.threads);
+  const TextModel tm = open_text_model(st.model);
+  settings.replacement_id = special_or_vocabulary_id(tm, st.replacement, "--replacement");
+  const std::string replacement = tm.tokenizer.vocabulary().token(settings.replacement_id);
+  const WordAttack attack(tm, settings);  // checks the method names before any text is read
+  const bool talk = !st.quiet && Processes::job().rank() == 0;
+  const LabelledTexts texts = load_labelled(tm, st.data, st.data.split, !talk);
+  const RunTable table{"attack_words_per_text.csv", word_attack_header(st.max_k), settings.methods.size(),
+                       texts.encoded.size(), 1};
+  const RunIdentity identity{{"kind", "words"},
+                             {"command", "attack words"},
+                             {"noun", "texts"},
+                             {"table", run_table_json(table)},
+                             {"model", tm.path},
+                             {"device", st.model.device},
+                             {"data", st.data.data.empty() ? "data/sentiment" : st.data.data},
+                             {"split", st.data.split},
+                             {"limit", st.data.limit},
+                             {"methods", settings.methods},
+                             {"max_k", settings.max_k},
+                             {"replacement", replacement},
+                             {"seed", st.seed},
+                             {"steps", settings.attattr.steps},
+                             {"riemann", st.ig.riemann},
+                             {"ig_batch", st.ig.batch}};
+  run_items({st.output, st.resume, st.shard, st.quiet}, identity,
+            [&](std::size_t i, std::size_t, const std::string&) {
+              const WordAttackText a = attack.attack(texts, i);
+              std::ostringstream rows;
+              for (std::size_t m = 0; m < settings.methods.size(); ++m) {
+                rows << i << "," << texts.examples[i].label << "," << a.clean << "," << settings.methods[m];
+                for (std::int64_t p : a.attacked[m]) rows << "," << p;
+                rows << "\n";
+              }
+              return std::vector<std::string>{rows.str()};
+            });
 }
 
 }  // namespace
 
 void add_text_commands(CLI::App& app, Action& action) {
+  register_run_kind("words", word_attack_outputs);
   auto pr = std::make_shared<PruneState>();
   CLI::App* prune = app.add_subcommand(
       "prune",
@@ -604,7 +682,7 @@ void add_text_commands(CLI::App& app, Action& action) {
       "Word-substitution attack on a text classifier (the seeds' SST-2 attack): for k = 1..K replace the k tokens a "
       "method ranks highest (for the predicted class) by the mask token, the unknown token or a word, and report "
       "accuracy vs k per method "
-      "and for random tokens. Writes attack_words.csv, .json and .svg");
+      "and for random tokens. Writes attack_words.csv, .json and .svg, and the per-text attack_words_per_text.csv");
   add_text_model_options(words, aw->model);
   add_data_options(words, aw->data, "test", "to attack");
   add_ig_options(words, aw->ig, 20);
@@ -617,6 +695,13 @@ void add_text_commands(CLI::App& app, Action& action) {
   words->add_option("--replacement", aw->replacement,
                     "mask (the tokenizer's: [MASK], <mask>), unk, or any vocabulary token (default mask)");
   words->add_option("--seed", aw->seed, "Seed of the random baseline (default 0)");
+  words->add_option("--threads", aw->threads,
+                    "LibTorch threads (default 0: the free cores; under mpirun the node's cores shared among its ranks)")
+      ->check(CLI::NonNegativeNumber);
+  words->add_flag("--resume", aw->resume, "Continue a stopped run in -o DIR (same options): only the missing texts run");
+  words->add_option("--shard", aw->shard,
+                    "K/N: attack share K of N of the texts (job arrays), into DIR/shard-K-of-N; the last shard to "
+                    "finish (or attnlens merge DIR) writes the merged outputs. Under mpirun the ranks share the texts");
   words->add_option("-o,--output", aw->output, "Output folder")->required();
   words->add_flag("-q,--quiet", aw->quiet, "No progress bar or summary lines");
   words->callback([aw, &action] { action = [aw] { run_attack_words(*aw); }; });

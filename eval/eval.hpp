@@ -10,4 +10,3 @@
 #include "eval/perturbation.hpp"
 #include "eval/text_applications.hpp"
 #include "eval/text_evaluation.hpp"
-#include "eval/run_parts.hpp"

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "io/array_writer.hpp"
+#include "io/csv_record.hpp"
 
 namespace attnlens {
 
@@ -33,45 +34,6 @@ std::string number(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips exactly: a merged or resumed run equals one process
   return buf;
-}
-
-/// Reads one CSV record from `pos` (RFC 4180 quoting: a quoted field may hold commas, quotes and newlines).
-/// False when the text ends before the record's newline: a line cut short by an interrupted run.
-bool next_record(const std::string& text, std::size_t& pos, std::vector<std::string>& fields) {
-  fields.assign(1, "");
-  bool quoted_field = false;
-  while (pos < text.size()) {
-    const char ch = text[pos++];
-    if (quoted_field) {
-      if (ch == '"') {
-        if (pos < text.size() && text[pos] == '"') {
-          fields.back() += '"';
-          ++pos;
-        } else {
-          quoted_field = false;
-        }
-      } else {
-        fields.back() += ch;
-      }
-    } else if (ch == '"') {
-      quoted_field = true;
-    } else if (ch == ',') {
-      fields.emplace_back();
-    } else if (ch == '\n') {
-      return true;
-    } else if (ch != '\r') {
-      fields.back() += ch;
-    }
-  }
-  return false;  // no newline: an unfinished record
-}
-
-double parse_number(const std::string& s, const std::string& where) {
-  if (s.empty()) return NAN;
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || *end != '\0') throw InputError(where + ": '" + s + "' is not a number");
-  return v;
 }
 
 void append_series(std::vector<std::string>& header, const char* prefix, std::size_t n) {
@@ -112,60 +74,54 @@ std::string evaluation_csv_rows(const ImageScores& im) {
   return out.str();
 }
 
-std::vector<ImageScores> read_evaluation_csv(const std::string& path, const std::vector<std::string>& row_names,
-                                             std::size_t* complete_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot read");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+std::vector<ImageScores> parse_evaluation_csv(const std::string& text, const std::vector<std::string>& row_names,
+                                              const std::string& source) {
   const std::string header = evaluation_csv_header(row_names);
   if (text.compare(0, header.size(), header) != 0)
-    throw InputError(path +
-                     ": written with other methods or baselines; resume with the same options, or start a "
-                     "new run with another -o");
+    throw InputError(source + ": written with other methods or baselines");
   const std::size_t rows_per_image = row_names.size();
   const std::size_t fixed = 6 + scalar_columns().size();
   const std::size_t columns =
       fixed + 2 * curve_fractions().size() + 2 * perturbation_fractions().size() + row_names.size();
   std::vector<ImageScores> images;
-  std::size_t pos = header.size(), good = pos, line_no = 1;
+  std::size_t pos = header.size(), line_no = 1;
   std::vector<std::string> f;
   ImageScores current;
   while (pos < text.size()) {
-    if (!next_record(text, pos, f)) break;  // a line cut short by the interruption
     ++line_no;
-    const std::string where = path + " line " + std::to_string(line_no);
+    const std::string where = source + " line " + std::to_string(line_no);
+    if (!next_csv_record(text, pos, f)) throw InputError(where + ": cut short (no line end)");
     if (f.size() != columns) throw InputError(where + ": expected " + std::to_string(columns) + " fields");
     MethodScores m;
     m.method = f[5];
     if (current.methods.empty()) {
-      current.index = static_cast<std::size_t>(parse_number(f[0], where));
+      current.index = static_cast<std::size_t>(parse_csv_number(f[0], where));
       current.id = f[1];
-      current.label = static_cast<int>(parse_number(f[2], where));
-      current.predicted = static_cast<std::int64_t>(parse_number(f[3], where));
-      current.probability = parse_number(f[4], where);
+      current.label = static_cast<int>(parse_csv_number(f[2], where));
+      current.predicted = static_cast<std::int64_t>(parse_csv_number(f[3], where));
+      current.probability = parse_csv_number(f[4], where);
     }
     if (m.method != row_names[current.methods.size()])
       throw InputError(where + ": method '" + m.method + "' where '" + row_names[current.methods.size()] +
                        "' was expected");
     std::size_t col = 6;
-    for (double* v : scalar_fields(m)) *v = parse_number(f[col++], where);
+    for (double* v : scalar_fields(m)) *v = parse_csv_number(f[col++], where);
     const auto series = [&](std::vector<double>& values, std::size_t n) {
       for (std::size_t i = 0; i < n; ++i, ++col)
-        if (!f[col].empty()) values.push_back(parse_number(f[col], where));
+        if (!f[col].empty()) values.push_back(parse_csv_number(f[col], where));
     };
     series(m.deletion_curve, curve_fractions().size());
     series(m.insertion_curve, curve_fractions().size());
     series(m.positive_correct, perturbation_fractions().size());
     series(m.negative_correct, perturbation_fractions().size());
-    for (std::size_t i = 0; i < row_names.size(); ++i) m.spearman_vs.push_back(parse_number(f[col++], where));
+    for (std::size_t i = 0; i < row_names.size(); ++i) m.spearman_vs.push_back(parse_csv_number(f[col++], where));
     current.methods.push_back(std::move(m));
     if (current.methods.size() == rows_per_image) {
       images.push_back(std::move(current));
       current = ImageScores();
-      good = pos;
     }
   }
-  if (complete_bytes != nullptr) *complete_bytes = good;
+  if (!current.methods.empty()) throw InputError(source + ": the last image has fewer rows than methods");
   return images;
 }
 

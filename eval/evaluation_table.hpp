@@ -1,5 +1,5 @@
-// The per-image results of `attnlens evaluate` as a CSV that grows while the run goes (one block of rows per image,
-// flushed as soon as the image is done), read back to resume a stopped run, and summarised over images.
+// The per-image results of `attnlens evaluate` as a CSV (one block of rows per image; io/run_parts.hpp grows it
+// while the run goes and reads it back), parsed and summarised over images.
 #pragma once
 
 #include <map>
@@ -20,12 +20,10 @@ std::string evaluation_csv_header(const std::vector<std::string>& row_names);
 /// One image's block of CSV lines (one per method), each ending in '\n'.
 std::string evaluation_csv_rows(const ImageScores& image);
 
-/// Reads a per-image CSV written with the same row names. Only complete blocks count: a block cut short by an
-/// interrupted run (a partial last line, or fewer lines than rows) is dropped and `complete_bytes` says where the
-/// complete part ends, so the caller can truncate the file there before appending. Throws InputError when the
-/// header differs (another configuration) or a complete line does not parse.
-std::vector<ImageScores> read_evaluation_csv(const std::string& path, const std::vector<std::string>& row_names,
-                                             std::size_t* complete_bytes);
+/// Parses a whole per-image table (`text` from its header on; `source` names it in errors): InputError when the
+/// header differs (other methods or baselines), a line does not parse, or the last block is incomplete.
+std::vector<ImageScores> parse_evaluation_csv(const std::string& text, const std::vector<std::string>& row_names,
+                                              const std::string& source);
 
 /// Per-row aggregates over images.
 struct RowSummary {

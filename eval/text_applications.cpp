@@ -172,54 +172,78 @@ TriggerResult find_triggers(const TextModel& tm, const LabelledTexts& train, con
   return r;
 }
 
-WordAttackResult attack_words(const TextModel& tm, const LabelledTexts& texts, const WordAttackSettings& s,
-                              const ProgressFn& progress) {
+WordAttack::WordAttack(const TextModel& tm, const WordAttackSettings& s)
+    : model_(tm), settings_(s), replacement_(s.replacement_id >= 0 ? s.replacement_id : tm.tokenizer.mask_id()) {
   if (s.max_k < 1) throw InputError("--k must be >= 1");
-  const std::int64_t replacement = s.replacement_id >= 0 ? s.replacement_id : tm.tokenizer.mask_id();
   const bool blank = std::find(s.methods.begin(), s.methods.end(), "blankout") != s.methods.end();
-  const TextScorer scorer(tm, s.methods, MethodSettings{}, s.attattr, blank ? tm.tokenizer.mask_id() : -1);
-  std::mt19937_64 rng(s.seed);
-  // correct[method][k]: texts still classified correctly with the top-k words replaced.
-  std::vector<std::vector<double>> correct(s.methods.size(),
-                                           std::vector<double>(static_cast<size_t>(s.max_k) + 1, 0.0));
-  const auto clean = predict_classes(tm, texts.ids);
-  for (size_t i = 0; i < texts.encoded.size(); ++i) {
-    const auto& e = texts.encoded[i];
-    const auto& ids = e.encoding.ids;
-    const auto scores = scorer.score(e, clean[i]);
-    // Candidate positions: the words, not [CLS]/[SEP].
-    std::vector<int> positions;
-    for (size_t t = 0; t < ids.size(); ++t)
-      if (ids[t] != tm.tokenizer.cls_id() && ids[t] != tm.tokenizer.sep_id()) positions.push_back(static_cast<int>(t));
-    for (size_t m = 0; m < s.methods.size(); ++m) {
-      std::vector<int> ranked = positions;
-      if (s.methods[m] == "random") {
-        std::shuffle(ranked.begin(), ranked.end(), rng);
-      } else {
-        const auto& sc = scores.by_method.at(s.methods[m]);
-        std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return sc[a] > sc[b]; });
-      }
-      std::vector<std::vector<std::int64_t>> variants;
-      std::vector<std::int64_t> v = ids;
-      for (int k = 1; k <= s.max_k; ++k) {
-        if (static_cast<size_t>(k) <= ranked.size())
-          v[static_cast<size_t>(ranked[static_cast<size_t>(k - 1)])] = replacement;
-        variants.push_back(v);
-      }
-      const auto pred = predict_classes(tm, variants);
-      for (int k = 1; k <= s.max_k; ++k)
-        correct[m][static_cast<size_t>(k)] += pred[static_cast<size_t>(k - 1)] == texts.examples[i].label;
+  scorer_ = std::make_unique<const TextScorer>(tm, s.methods, MethodSettings{}, s.attattr,
+                                               blank ? tm.tokenizer.mask_id() : -1);
+}
+
+WordAttackText WordAttack::attack(const LabelledTexts& texts, std::size_t i) const {
+  const TextModel& tm = model_;
+  const WordAttackSettings& s = settings_;
+  const auto& e = texts.encoded.at(i);
+  const auto& ids = e.encoding.ids;
+  WordAttackText out;
+  out.clean = predict_classes(tm, {ids}).at(0);
+  const auto scores = scorer_->score(e, out.clean);
+  // Candidate positions: the words, not [CLS]/[SEP].
+  std::vector<int> positions;
+  for (size_t t = 0; t < ids.size(); ++t)
+    if (ids[t] != tm.tokenizer.cls_id() && ids[t] != tm.tokenizer.sep_id()) positions.push_back(static_cast<int>(t));
+  for (const std::string& method : s.methods) {
+    std::vector<int> ranked = positions;
+    if (method == "random") {
+      std::seed_seq seed{static_cast<std::uint32_t>(s.seed), static_cast<std::uint32_t>(s.seed >> 32),
+                         static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(std::uint64_t(i) >> 32)};
+      std::mt19937_64 rng(seed);
+      std::shuffle(ranked.begin(), ranked.end(), rng);
+    } else {
+      const auto& sc = scores.by_method.at(method);
+      std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int b) { return sc[a] > sc[b]; });
     }
-    if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(texts.encoded.size()));
+    std::vector<std::vector<std::int64_t>> variants;
+    std::vector<std::int64_t> v = ids;
+    for (int k = 1; k <= s.max_k; ++k) {
+      if (static_cast<size_t>(k) <= ranked.size()) v[static_cast<size_t>(ranked[static_cast<size_t>(k - 1)])] = replacement_;
+      variants.push_back(v);
+    }
+    out.attacked.push_back(predict_classes(tm, variants));
   }
-  const double n = static_cast<double>(texts.examples.size());
+  return out;
+}
+
+WordAttackResult word_attack_accuracy(const std::vector<WordAttackText>& attacked,
+                                      const std::vector<TextExample>& examples, const WordAttackSettings& s) {
+  if (attacked.size() != examples.size()) throw InputError("word attack: one result per text expected");
+  std::vector<std::int64_t> clean;
+  for (const WordAttackText& a : attacked) clean.push_back(a.clean);
+  const double clean_accuracy = accuracy_of(clean, examples);
+  const double n = static_cast<double>(examples.size());
   WordAttackResult r;
   for (size_t m = 0; m < s.methods.size(); ++m) {
-    std::vector<double> acc{accuracy_of(clean, texts.examples)};  // k = 0: the texts as they are
-    for (int k = 1; k <= s.max_k; ++k) acc.push_back(correct[m][static_cast<size_t>(k)] / n);
+    std::vector<double> acc{clean_accuracy};  // k = 0: the texts as they are
+    for (int k = 1; k <= s.max_k; ++k) {
+      double correct = 0;
+      for (size_t i = 0; i < attacked.size(); ++i)
+        correct += attacked[i].attacked.at(m).at(static_cast<size_t>(k - 1)) == examples[i].label;
+      acc.push_back(correct / n);
+    }
     r.accuracy.emplace_back(s.methods[m], std::move(acc));
   }
   return r;
+}
+
+WordAttackResult attack_words(const TextModel& tm, const LabelledTexts& texts, const WordAttackSettings& s,
+                              const ProgressFn& progress) {
+  const WordAttack attack(tm, s);
+  std::vector<WordAttackText> attacked;
+  for (size_t i = 0; i < texts.encoded.size(); ++i) {
+    attacked.push_back(attack.attack(texts, i));
+    if (progress) progress(static_cast<long long>(i + 1), static_cast<long long>(texts.encoded.size()));
+  }
+  return word_attack_accuracy(attacked, texts.examples, s);
 }
 
 }  // namespace attnlens

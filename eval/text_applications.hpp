@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -105,12 +106,36 @@ struct WordAttackSettings {
   std::uint64_t seed = 0;            ///< of the random baseline
   AttAttrOptions attattr;
 };
+/// One text of the word attack.
+struct WordAttackText {
+  std::int64_t clean = 0;                           ///< the prediction for the text as it is
+  std::vector<std::vector<std::int64_t>> attacked;  ///< [method][k - 1]: with the method's top k words replaced
+};
+
+/// The word attack, one text at a time (so that the texts can be shared among processes): every method ranks the
+/// words (not [CLS]/[SEP]) for the predicted class and the top k become the replacement. "random" ranks at random,
+/// seeded by the settings' seed and the text's index only.
+class WordAttack {
+ public:
+  /// InputError for max_k < 1 or an unknown method.
+  WordAttack(const TextModel& model, const WordAttackSettings& settings);
+  WordAttackText attack(const LabelledTexts& texts, std::size_t index) const;
+
+ private:
+  const TextModel& model_;
+  WordAttackSettings settings_;
+  std::int64_t replacement_;
+  std::unique_ptr<const TextScorer> scorer_;
+};
+
 struct WordAttackResult {
   /// Accuracy for k = 0..max_k per method (k = 0: the texts as they are), in the order of the settings' methods.
   std::vector<std::pair<std::string, std::vector<double>>> accuracy;
 };
-/// For each text: every method ranks the words (not [CLS]/[SEP]) for the predicted class; the top k become the
-/// replacement; accuracy against the gold labels. "random" ranks at random. `progress` counts texts.
+/// Accuracy against the gold labels from every text's attack (`attacked[i]` for `examples[i]`).
+WordAttackResult word_attack_accuracy(const std::vector<WordAttackText>& attacked,
+                                      const std::vector<TextExample>& examples, const WordAttackSettings& settings);
+/// Every text in turn, then word_attack_accuracy; `progress` counts texts.
 WordAttackResult attack_words(const TextModel& model, const LabelledTexts& texts, const WordAttackSettings& settings,
                               const ProgressFn& progress = {});
 

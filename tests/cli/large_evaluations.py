@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""`attnlens evaluate` split over processes writes exactly what one process writes (issue 15).
+"""`attnlens evaluate`, `attack fgsm` and `attack words` split over processes write exactly what one process
+writes (issue 15).
 
 On a small canvas evaluation and a text evaluation, against one process with one thread:
 - `mpirun -np 2` and `-np 3` (when attnlens is built with MPI): per-item rows identical after the merge (the timing
@@ -9,6 +10,8 @@ On a small canvas evaluation and a text evaluation, against one process with one
   and the folder it would have joined is left as it was;
 - one rank killed in the middle of an MPI run: the other rank's finished items stay on disk, `merge` names the
   missing ones, and `--resume` with another rank count fills only the gap.
+- `attack fgsm` (its batches dealt to the ranks and shards) and `attack words` (its texts): under `mpirun -np 2`
+  and as shards 1/2, 2/2, the per-item table, the summaries and the report's pictures equal one process's.
 Without MPI in the build, a launcher's environment is refused instead (each process would do the whole run).
 
 Usage: large_evaluations.py PATH/TO/attnlens. Prints "N passed, M failed"; exit status 1 on a failure.
@@ -29,6 +32,10 @@ passed = failed = 0
 
 IMAGES = ["evaluate", "--data", "canvas", "--limit", "7", "--methods", "raw,rollout,chefer", "--gallery", "3", "-q"]
 TEXTS = ["evaluate", "--text", "--limit", "5", "--methods", "rollout,attattr", "-q"]
+# Batches of 2 images: 3 units for 5 images, so that two ranks or shards get different numbers of them.
+FGSM = ["attack", "fgsm", "--data", "canvas", "--limit", "5", "--batch", "2", "--mask-method", "raw,rollout",
+        "--max-iter", "4", "--eps", "0.02", "--save", "3", "-q"]
+WORDS = ["attack", "words", "--limit", "5", "--methods", "raw,attattr,random", "--k", "2", "--steps", "2", "-q"]
 
 
 def check(name, ok, detail=""):
@@ -141,6 +148,44 @@ for kind, args, reference, table in (("images", IMAGES, ref_images, "per_image.c
     r = run(["evaluate", "--merge", "-q", "-o", out])
     check(f"{kind}: evaluate --merge exit 0", r.returncode == 0, r.stderr)
     same_as(reference, out, table, f"{kind} evaluate --merge")
+
+
+# The attacks: one process, then mpirun -np 2 and shards 1/2, 2/2.
+def same_files(reference, folder, files, name):
+    for f in files:
+        a, b = os.path.join(reference, f), os.path.join(folder, f)
+        same = os.path.exists(b) and open(a, "rb").read() == open(b, "rb").read()
+        if f.endswith(".json") and os.path.exists(b):
+            ja, jb = json.load(open(a)), json.load(open(b))
+            for j in (ja, jb):
+                j.pop("parts", None), j.pop("threads", None)
+            same = ja == jb
+        check(f"{name}: {f} equal to one process", same)
+
+
+ATTACKS = (("fgsm", FGSM, ["fgsm.csv", "fgsm_summary.csv", "fgsm.json", "report.html",
+                           "adversarial_2_rollout_outside.png", "mask_2_-_random.png"]),
+           ("words", WORDS, ["attack_words_per_text.csv", "attack_words.csv", "attack_words.json",
+                             "attack_words.svg"]))
+for kind, args, files in ATTACKS:
+    reference = os.path.join(tmp, f"one_{kind}")
+    r = run(args + ["--threads", "1", "-o", reference])
+    check(f"one process: {kind}", r.returncode == 0, r.stderr)
+    if with_mpi and mpirun:
+        out = os.path.join(tmp, f"mpi2_{kind}")
+        r = run(args + ["-o", out], [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        check(f"mpirun -np 2 {kind}: exit 0", r.returncode == 0, r.stderr[-2000:])
+        same_files(reference, out, files, f"mpirun -np 2 {kind}")
+    out = os.path.join(tmp, f"shards_{kind}")
+    r = run(args + ["--threads", "1", "--shard", "2/2", "-o", out])
+    check(f"{kind} shard 2/2: exit 0, nothing merged yet", r.returncode == 0 and
+          not os.path.exists(os.path.join(out, files[0])), r.stderr)
+    r = run(["merge", out, "-q"])
+    check(f"{kind}: merge without shard 1 refused, naming it",
+          r.returncode == 2 and "shard 1 of 2 has no folder" in r.stderr, r.stderr)
+    r = run(args + ["--threads", "1", "--shard", "1/2", "-o", out])
+    check(f"{kind} shard 1/2: exit 0, the last shard merges", r.returncode == 0, r.stderr)
+    same_files(reference, out, files, f"{kind} shards 1-2 of 2")
 
 # A shard of another run (other settings) into the same folder: refused before it touches the folder.
 out = os.path.join(tmp, "shards_images")

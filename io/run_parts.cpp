@@ -1,4 +1,4 @@
-#include "eval/run_parts.hpp"
+#include "io/run_parts.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -8,7 +8,9 @@
 #include <regex>
 #include <set>
 
-#include "eval/evaluation_table.hpp"
+#include "core/array.hpp"
+#include "io/atomic_file.hpp"
+#include "io/csv_record.hpp"
 
 namespace attnlens {
 
@@ -53,9 +55,9 @@ std::string WorkShare::folder() const {
 
 std::string WorkShare::label() const { return std::to_string(index + 1) + " of " + std::to_string(count); }
 
-std::vector<RunPart> find_run_parts(const std::string& out, const std::string& table) {
+std::vector<RunPart> find_run_parts(const std::string& out, const std::string& table_name) {
   std::vector<RunPart> parts;
-  if (fs::exists(fs::path(out) / table)) parts.push_back({out, std::nullopt});
+  if (fs::exists(fs::path(out) / table_name)) parts.push_back({out, std::nullopt});
   std::error_code ec;
   if (!fs::is_directory(out, ec)) return parts;
   static const std::regex name(R"(shard-(\d+)-of-(\d+))");
@@ -94,38 +96,70 @@ void check_run_identities(const std::vector<RunPart>& parts, const std::string& 
     if (fs::exists(fs::path(part.dir) / "run.json")) check_identity(part, expected);
 }
 
-RunRows read_run_parts(const std::vector<RunPart>& parts, const std::string& table, const std::string& identity,
-                       const std::vector<std::string>& row_names, std::size_t item_count) {
+TableBlocks read_table_blocks(const std::string& path, const RunTable& table) {
+  const std::string text = read_file(path);
+  if (text.compare(0, table.header.size(), table.header) != 0)
+    throw InputError(path + ": not this run's table (its header differs); resume with the same options, or start "
+                            "a new run with another -o");
+  TableBlocks out;
+  out.blocks.assign(table.items, "");
+  std::size_t pos = table.header.size(), block_start = pos, lines = 0, index = 0, line_no = 1;
+  out.complete_bytes = pos;
+  std::vector<std::string> fields;
+  while (pos < text.size()) {
+    ++line_no;
+    if (!next_csv_record(text, pos, fields)) break;  // a line cut short by the interruption
+    const std::string where = path + " line " + std::to_string(line_no);
+    const double v = parse_csv_number(fields[0], where);
+    if (!(v >= 0 && v < static_cast<double>(table.items)) || v != static_cast<double>(static_cast<std::size_t>(v)))
+      throw InputError(where + ": item index '" + fields[0] + "' is not one of the run's " +
+                       std::to_string(table.items) + " items");
+    const auto i = static_cast<std::size_t>(v);
+    if (lines == 0) {
+      index = i;
+    } else if (i != index) {
+      throw InputError(where + ": item " + std::to_string(i) + " inside the block of item " + std::to_string(index));
+    }
+    if (++lines == table.rows_per_item) {
+      if (out.blocks[index].empty()) out.blocks[index] = text.substr(block_start, pos - block_start);
+      out.complete_bytes = block_start = pos;
+      lines = 0;
+    }
+  }
+  return out;
+}
+
+std::string RunRows::table_text(const RunTable& table) const {
+  std::string s = table.header;
+  for (const std::string& b : blocks) s += b;
+  return s;
+}
+
+RunRows read_run_parts(const std::vector<RunPart>& parts, const RunTable& table, const std::string& identity) {
   const nlohmann::json expected = nlohmann::json::parse(identity);
-  std::map<std::size_t, ImageScores> by_index;
+  RunRows rows;
+  rows.blocks.assign(table.items, "");
   for (const RunPart& part : parts) {
-    const fs::path file = fs::path(part.dir) / table;
+    const fs::path file = fs::path(part.dir) / table.name;
     if (!fs::exists(file)) continue;  // a shard that has not written its first row yet
     check_identity(part, expected);
-    for (ImageScores& s : read_evaluation_csv(file.string(), row_names, nullptr)) {
-      if (s.index >= item_count)
-        throw InputError(file.string() + ": item " + std::to_string(s.index) + " beyond the run's " +
-                         std::to_string(item_count) + " items");
-      if (part.share && !part.share->owns(s.index))
-        throw InputError(file.string() + ": item " + std::to_string(s.index) + " does not belong to shard " +
+    TableBlocks found = read_table_blocks(file.string(), table);
+    for (std::size_t i = 0; i < table.items; ++i) {
+      if (found.blocks[i].empty()) continue;
+      if (part.share && !part.share->owns(table.unit_of(i)))
+        throw InputError(file.string() + ": item " + std::to_string(i) + " does not belong to shard " +
                          part.share->label());
-      by_index.emplace(s.index, std::move(s));  // an item already found stays
+      if (rows.blocks[i].empty()) rows.blocks[i] = std::move(found.blocks[i]);  // an item already found stays
     }
   }
-  RunRows rows;
-  for (std::size_t i = 0; i < item_count; ++i) {
-    auto it = by_index.find(i);
-    if (it == by_index.end()) {
-      rows.missing.push_back(i);
-    } else {
-      rows.items.push_back(std::move(it->second));
-    }
-  }
+  for (std::size_t i = 0; i < table.items; ++i)
+    if (rows.blocks[i].empty()) rows.missing.push_back(i);
   return rows;
 }
 
-std::string missing_items_message(const std::vector<std::size_t>& missing, std::size_t item_count,
+std::string missing_items_message(const std::vector<std::size_t>& missing, const RunTable& table,
                                   const std::vector<RunPart>& parts, const std::string& out) {
+  const std::size_t item_count = table.items;
   if (missing.empty()) return "";
   std::string msg = std::to_string(missing.size()) + " of " + std::to_string(item_count) + " items are missing (";
   for (std::size_t i = 0; i < missing.size() && i < 20; ++i) msg += (i ? ", " : "") + std::to_string(missing[i]);
@@ -138,7 +172,7 @@ std::string missing_items_message(const std::vector<std::size_t>& missing, std::
     for (int k = 0; k < n; ++k) {
       const WorkShare s{k, n};
       const std::size_t lacking = static_cast<std::size_t>(
-          std::count_if(missing.begin(), missing.end(), [&](std::size_t i) { return s.owns(i); }));
+          std::count_if(missing.begin(), missing.end(), [&](std::size_t i) { return s.owns(table.unit_of(i)); }));
       if (lacking == 0) continue;
       const std::string dir = (fs::path(out) / s.folder()).string();
       msg += "; shard " + s.label() + " " +
