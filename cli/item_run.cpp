@@ -229,11 +229,18 @@ void run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunctio
     if (!o.quiet)
       std::cout << "shard " << share.label() << ": " << computed << " item(s) written to " << part.string() << "; "
                 << have.missing.size() << " of " << table.items
-                << " items are in other shards still: when all are done, attnlens merge " << out.string()
-                << std::endl;
+                << " items are in other shards still: when all are done, "
+                << id.value("when_complete", "attnlens merge " + out.string()) << std::endl;
     return;
   }
   finish(out, id, parts, have, shard ? std::nullopt : std::optional<int>(torch::get_num_threads()), o.quiet);
+}
+
+std::optional<std::string> completed_table(const std::string& out, const RunIdentity& id) {
+  const RunTable table = run_table_of(id);
+  const RunRows rows = read_run_parts(find_run_parts(out, table.name), table, id.dump());
+  if (!rows.missing.empty()) return std::nullopt;
+  return rows.table_text(table);
 }
 
 void merge_run(const std::string& out, bool quiet) {

@@ -28,8 +28,9 @@ struct ItemRunOptions {
 };
 
 /// The run's identity (run.json): every setting and the data that decide its numbers, plus "kind" (which finisher
-/// merges it: "image", "text", "fgsm", "words"), "noun" (what the items are, for the progress bar: "images") and
-/// "table" (run_table_json).
+/// merges it: "image", "text", "fgsm", "words", "prune"), "command" and "noun" (the progress bar's label and unit),
+/// "table" (run_table_json) and optionally "when_complete" (what a shard that finishes before the others tells the
+/// user to do next; default: attnlens merge OUT).
 using RunIdentity = nlohmann::json;
 
 nlohmann::json run_table_json(const RunTable& table);
@@ -62,6 +63,10 @@ using UnitFunction =
 /// finisher registered for identity["kind"]. InputError for a foreign part, a --resume of another run, --shard
 /// under mpirun; at MPI rank 0, for ranks that failed (naming the items still missing, which --resume fills).
 void run_items(const ItemRunOptions& options, const RunIdentity& identity, const UnitFunction& compute);
+
+/// The merged table (header included) of the run with this identity in `out` when no item is missing, else
+/// nothing: for a command that runs in stages (prune), whose next stage needs the whole of the last one.
+std::optional<std::string> completed_table(const std::string& out, const RunIdentity& identity);
 
 /// Merges the parts of the run in `out` (its identity read from them): InputError naming missing items and shards,
 /// or a foreign part.

@@ -307,69 +307,191 @@ struct PruneState {
   IgCliOptions ig;
   int examples = 200;
   int seed = 0;
+  int batch = 64;
+  int threads = 0;
+  bool resume = false;
+  std::string shard;
   std::string output;
   bool quiet = false;
 };
 
-void run_prune(const PruneState& st) {
-  if (st.output.empty()) throw InputError("-o DIR is required");
-  HeadPruningSettings settings;
-  settings.attattr = st.ig.resolve();
-  settings.importance_examples = st.examples;
-  settings.seed = static_cast<std::uint64_t>(st.seed);
-  const TextModel tm = open_text_model(st.model);
-  const LabelledTexts texts = load_labelled(tm, st.data, st.data.split, st.quiet);
-  ProgressBar bar("attattr", "texts", !st.quiet), eval_bar("prune", "evaluations", !st.quiet);
-  const HeadPruningResult r = prune_heads(tm, texts, settings, progress_of(bar), progress_of(eval_bar));
-  bar.finish();
-  eval_bar.finish();
+std::string number_17(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips: the split run sums what one process sums
+  return buf;
+}
 
-  std::ostringstream csv;
+// Reads the [L,H] importances (rows "attattr", "attention" per text) of prune's first stage and sums them in text
+// order, as one process does.
+HeadImportance summed_importance(const std::string& table_text, const RunTable& table, int L, int H) {
+  HeadImportance sum{Array({L, H}), Array({L, H})};
+  std::size_t pos = table.header.size();
+  std::vector<std::string> f;
+  for (std::size_t i = 0; i < table.items; ++i)
+    for (Array* a : {&sum.attattr, &sum.attention}) {
+      const std::string where = table.name + " item " + std::to_string(i);
+      if (!next_csv_record(table_text, pos, f) || f.size() != 2 + static_cast<std::size_t>(L * H))
+        throw InputError(where + ": not a row of head importances");
+      for (int k = 0; k < L * H; ++k) a->data[k] += parse_csv_number(f[2 + static_cast<std::size_t>(k)], where);
+    }
+  return sum;
+}
+
+// Prune's finisher (cli/item_run.hpp): prune.csv, prune.json, prune.svg and importance_attattr.npy from the
+// per-text predictions of the second stage; the importances travel in the run's identity.
+RunOutputs prune_outputs(const std::string& out_dir, const RunIdentity& id, const std::string& table_text,
+                         const std::vector<std::string>& part_dirs, std::optional<int> threads) {
+  const fs::path out = out_dir;
+  const RunTable table = run_table_of(id);
+  const std::vector<std::string> orders = id.at("order_names").get<std::vector<std::string>>();
+  const std::vector<double> rates = pruning_rates();
+  const int L = id.at("layers").get<int>(), H = id.at("heads").get<int>();
+  std::vector<std::vector<double>> correct(orders.size(), std::vector<double>(rates.size(), 0.0));
+  std::size_t pos = table.header.size();
+  std::vector<std::string> f;
+  for (std::size_t i = 0; i < table.items; ++i)
+    for (std::size_t o = 0; o < orders.size(); ++o) {
+      const std::string where = (out / table.name).string() + " item " + std::to_string(i);
+      if (!next_csv_record(table_text, pos, f) || f.size() != 3 + rates.size() || f[2] != orders[o])
+        throw InputError(where + ": not the row of order " + orders[o]);
+      const double label = parse_csv_number(f[1], where);
+      for (std::size_t k = 0; k < rates.size(); ++k) correct[o][k] += parse_csv_number(f[3 + k], where) == label;
+    }
+  const double n = static_cast<double>(table.items);
+  std::ostringstream csv, terminal;
   csv << "rate,heads_pruned";
-  for (const auto& [name, acc] : r.accuracy) csv << ",accuracy_" << name;
+  for (const auto& name : orders) csv << ",accuracy_" << name;
   csv << "\n";
-  json result{{"model", tm.path},
-              {"texts", texts.examples.size()},
-              {"importance_examples", r.importance_examples},
-              {"steps", settings.attattr.steps},
-              {"riemann", st.ig.riemann},
+  json result{{"run", id},
+              {"model", id.at("model")},
+              {"texts", table.items},
+              {"importance_examples", id.at("importance_examples")},
+              {"steps", id.at("steps")},
+              {"riemann", id.at("riemann")},
+              {"parts", part_dirs.size() == 1 ? 1 : part_dirs.size() - 1},
               {"rates", json::array()}};
-  for (size_t i = 0; i < r.rates.size(); ++i) {
-    csv << r.rates[i] << "," << r.heads_pruned[i];
-    json row{{"rate", r.rates[i]}, {"heads_pruned", r.heads_pruned[i]}};
-    for (const auto& [name, acc] : r.accuracy) {
-      csv << "," << fmt_number(acc[i]);
-      row["accuracy_" + name] = acc[i];
+  if (threads) result["threads"] = *threads;
+  std::vector<std::vector<double>> accuracy(orders.size());
+  for (size_t k = 0; k < rates.size(); ++k) {
+    const int pruned = heads_pruned(rates[k], L * H);
+    csv << rates[k] << "," << pruned;
+    json row{{"rate", rates[k]}, {"heads_pruned", pruned}};
+    for (size_t o = 0; o < orders.size(); ++o) {
+      const double acc = table.items ? correct[o][k] / n : 0.0;
+      accuracy[o].push_back(acc);
+      csv << "," << fmt_number(acc);
+      row["accuracy_" + orders[o]] = acc;
     }
     csv << "\n";
     result["rates"].push_back(row);
   }
-  result["importance_attattr"] = r.importance_attattr.data;
-  result["importance_attention"] = r.importance_attention.data;
+  Array attattr({L, H}), attention({L, H});
+  attattr.data = id.at("importance_attattr").get<std::vector<double>>();
+  attention.data = id.at("importance_attention").get<std::vector<double>>();
+  result["importance_attattr"] = attattr.data;
+  result["importance_attention"] = attention.data;
   PlotOptions po;
-  po.title = "Accuracy as heads are pruned (" + std::to_string(texts.examples.size()) + " texts)";
+  po.title = "Accuracy as heads are pruned (" + std::to_string(table.items) + " texts)";
   po.x_label = "share of heads pruned";
   po.y_label = "accuracy";
   po.y_min = 0.0;
   po.y_max = 1.0;
   Plot plot(po);
-  for (const auto& [name, acc] : r.accuracy) plot.line(name, r.rates, acc, {}, true);
-  const fs::path out = st.output;
-  const std::vector<std::pair<std::string, std::string>> files = {
-      {(out / "prune.csv").string(), csv.str()},
-      {(out / "prune.json").string(), result.dump(2)},
-      {(out / "prune.svg").string(), plot.svg()},
-      {(out / "importance_attattr.npy").string(), encode_array(r.importance_attattr, {"layer", "head"}, ".npy")}};
-  for (const auto& [path, content] : files) write_file_atomic(path, content);
-  if (!st.quiet) {
-    const int heads = tm.model->config().num_layers * tm.model->config().num_heads;
-    std::cout << "accuracy with 0%..100% of the " << heads << " heads pruned (attattr / attention / random):\n";
-    for (size_t i = 0; i < r.rates.size(); ++i)
-      std::cout << "  " << static_cast<int>(std::lround(r.rates[i] * 100))
-                << "%: " << fmt_number(r.accuracy[0].second[i]) << " / " << fmt_number(r.accuracy[1].second[i]) << " / "
-                << fmt_number(r.accuracy[2].second[i]) << "\n";
-    std::cout << "outputs written to " << out.string() << std::endl;
-  }
+  for (size_t o = 0; o < orders.size(); ++o) plot.line(orders[o], rates, accuracy[o], {}, true);
+  terminal << "accuracy with 0%..100% of the " << L * H << " heads pruned (attattr / attention / random):\n";
+  for (size_t k = 0; k < rates.size(); ++k)
+    terminal << "  " << static_cast<int>(std::lround(rates[k] * 100)) << "%: " << fmt_number(accuracy[0][k]) << " / "
+             << fmt_number(accuracy[1][k]) << " / " << fmt_number(accuracy[2][k]) << "\n";
+  terminal << "outputs written to " << out.string() << "\n";
+  RunOutputs o;
+  o.files = {{(out / "prune.csv").string(), csv.str()},
+             {(out / "prune.json").string(), result.dump(2)},
+             {(out / "prune.svg").string(), plot.svg()},
+             {(out / "importance_attattr.npy").string(), encode_array(attattr, {"layer", "head"}, ".npy")}};
+  o.terminal = terminal.str();
+  return o;
+}
+
+// Two stages, each an item run (cli/item_run.hpp) that ranks or shards share: the head importances of the first
+// --examples texts (in OUT/importance), then, once all of them are there, every text's predictions with the heads
+// pruned in each order (in OUT). A shard that finds the first stage incomplete stops after its share of it; run the
+// shards again with --resume when all have finished it.
+void run_prune(const PruneState& st) {
+  if (st.output.empty()) throw InputError("-o DIR is required");
+  const AttAttrOptions attattr_options = st.ig.resolve();
+  set_threads(st.threads);
+  const TextModel tm = open_text_model(st.model);
+  const bool talk = !st.quiet && Processes::job().rank() == 0;
+  const LabelledTexts texts = load_labelled(tm, st.data, st.data.split, !talk);
+  const int L = tm.model->config().num_layers, H = tm.model->config().num_heads;
+  const std::size_t examples = std::min(texts.encoded.size(), static_cast<std::size_t>(st.examples));
+  std::string header = "index,kind";
+  for (int k = 0; k < L * H; ++k) header += ",h" + std::to_string(k);
+  const RunTable importance_table{"prune_importance.csv", header + "\n", 2, examples, 1};
+  const json common{{"model", tm.path},
+                    {"device", st.model.device},
+                    {"data", st.data.data.empty() ? "data/sentiment" : st.data.data},
+                    {"split", st.data.split},
+                    {"limit", st.data.limit},
+                    {"texts", texts.encoded.size()},
+                    {"importance_examples", examples},
+                    {"steps", attattr_options.steps},
+                    {"riemann", st.ig.riemann},
+                    {"ig_batch", st.ig.batch}};
+  RunIdentity importance_id{{"kind", "prune-importance"},
+                            {"command", "prune 1/2 attattr"},
+                            {"noun", "texts"},
+                            {"table", run_table_json(importance_table)},
+                            {"when_complete", "run every shard again with --resume to measure the accuracies"}};
+  importance_id.update(common);
+  const std::string stage1 = (fs::path(st.output) / "importance").string();
+  run_items({stage1, st.resume, st.shard, st.quiet}, importance_id, [&](std::size_t i, std::size_t, const std::string&) {
+    const HeadImportance imp = text_head_importance(tm, texts, i, attattr_options);
+    std::string rows;
+    for (const auto& [kind, a] : {std::pair<const char*, const Array*>{"attattr", &imp.attattr},
+                                  std::pair<const char*, const Array*>{"attention", &imp.attention}}) {
+      rows += std::to_string(i) + "," + kind;
+      for (double v : a->data) rows += "," + number_17(v);
+      rows += "\n";
+    }
+    return std::vector<std::string>{rows};
+  });
+  const std::optional<std::string> importance_text = completed_table(stage1, importance_id);
+  if (!importance_text) return;  // a shard before the others: run_items said what to do next
+  const HeadImportance sum = summed_importance(*importance_text, importance_table, L, H);
+  const auto orders = pruning_orders(sum.attattr, sum.attention, static_cast<std::uint64_t>(st.seed));
+
+  std::string prediction_header = "index,label,order";
+  for (std::size_t k = 0; k < pruning_rates().size(); ++k) prediction_header += ",predicted_r" + std::to_string(k);
+  const RunTable prediction_table{"prune_per_text.csv", prediction_header + "\n", orders.size(),
+                                  texts.encoded.size(), static_cast<std::size_t>(std::max(1, st.batch))};
+  json order_names = json::array(), order_lists = json::array();
+  for (const auto& [name, order] : orders) order_names.push_back(name), order_lists.push_back(order);
+  RunIdentity prune_id{{"kind", "prune"},
+                       {"command", "prune 2/2 accuracy"},
+                       {"noun", "texts"},
+                       {"table", run_table_json(prediction_table)},
+                       {"layers", L},
+                       {"heads", H},
+                       {"seed", st.seed},
+                       {"order_names", order_names},
+                       {"orders", order_lists},
+                       {"importance_attattr", sum.attattr.data},
+                       {"importance_attention", sum.attention.data}};
+  prune_id.update(common);
+  run_items({st.output, st.resume, st.shard, st.quiet}, prune_id,
+            [&](std::size_t first, std::size_t count, const std::string&) {
+              const auto predicted = pruned_predictions(tm, texts, first, count, orders);
+              std::vector<std::string> blocks(count);
+              for (std::size_t t = 0; t < count; ++t)
+                for (std::size_t o = 0; o < orders.size(); ++o) {
+                  blocks[t] += std::to_string(first + t) + "," + std::to_string(texts.examples[first + t].label) +
+                               "," + orders[o].first;
+                  for (const auto& at_rate : predicted[o]) blocks[t] += "," + std::to_string(at_rate[t]);
+                  blocks[t] += "\n";
+                }
+              return blocks;
+            });
 }
 
 // ---- tree ----
@@ -619,12 +741,16 @@ void run_attack_words(const AttackWordsState& st) {
 
 void add_text_commands(CLI::App& app, Action& action) {
   register_run_kind("words", word_attack_outputs);
+  register_run_kind("prune-importance", [](const std::string&, const RunIdentity&, const std::string&,
+                                           const std::vector<std::string>&, std::optional<int>) { return RunOutputs{}; });
+  register_run_kind("prune", prune_outputs);
   auto pr = std::make_shared<PruneState>();
   CLI::App* prune = app.add_subcommand(
       "prune",
       "AttAttr head pruning (Hao et al. 2021): head importance from integrated gradients on attention over N texts, "
       "then accuracy as 0%, 10%, ..., 100% of the heads are masked (after the softmax), least important first, "
-      "ordered by attribution, by raw attention and at random. Writes prune.csv, prune.json, prune.svg");
+      "ordered by attribution, by raw attention and at random. Writes prune.csv, prune.json, prune.svg, "
+      "importance_attattr.npy and the per-text tables (importance/prune_importance.csv, prune_per_text.csv)");
   add_text_model_options(prune, pr->model);
   add_data_options(prune, pr->data, "test", "to score and evaluate");
   add_ig_options(prune, pr->ig, 20);
@@ -634,6 +760,16 @@ void add_text_commands(CLI::App& app, Action& action) {
                    "reference)")
       ->check(CLI::PositiveNumber);
   prune->add_option("--seed", pr->seed, "Seed of the random order (default 0)");
+  prune->add_option("--batch", pr->batch, "Texts per padded forward pass when measuring accuracy (default 64)")
+      ->check(CLI::PositiveNumber);
+  prune->add_option("--threads", pr->threads,
+                    "LibTorch threads (default 0: the free cores; under mpirun the node's cores shared among its ranks)")
+      ->check(CLI::NonNegativeNumber);
+  prune->add_flag("--resume", pr->resume, "Continue a stopped run in -o DIR (same options): only what is missing runs");
+  prune->add_option("--shard", pr->shard,
+                    "K/N: share K of N of the texts (job arrays), into DIR/importance/shard-K-of-N then "
+                    "DIR/shard-K-of-N. The accuracies need every shard's importances: run the shards again with "
+                    "--resume once all have run. Under mpirun the ranks share both stages");
   prune->add_option("-o,--output", pr->output, "Output folder")->required();
   prune->add_flag("-q,--quiet", pr->quiet, "No progress bar or summary lines");
   prune->callback([pr, &action] { action = [pr] { run_prune(*pr); }; });

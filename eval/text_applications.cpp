@@ -34,28 +34,20 @@ double accuracy_of(const std::vector<std::int64_t>& predicted, const std::vector
   return data.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(data.size());
 }
 
-HeadPruningResult prune_heads(const TextModel& tm, const LabelledTexts& texts, const HeadPruningSettings& s,
-                              const ProgressFn& importance_progress, const ProgressFn& evaluation_progress) {
-  const TextClassifierConfig& c = tm.model->config();
-  const int L = c.num_layers, H = c.num_heads, heads = L * H;
-  HeadPruningResult r;
-  // Head importance (spec 5): sum over examples of each head's largest attribution, target = the gold label as
-  // prune_head_with_attr does; the raw-attention baseline sums each head's largest attention weight instead.
-  r.importance_examples = std::min(texts.encoded.size(), static_cast<size_t>(std::max(0, s.importance_examples)));
-  r.importance_attattr = Array({L, H});
-  r.importance_attention = Array({L, H});
-  for (size_t i = 0; i < r.importance_examples; ++i) {
-    const auto& e = texts.encoded[i];
-    const Array imp = attattr_head_importance(attattr(*tm.model, e.batch, texts.examples[i].label, s.attattr));
-    const Array att = attattr_head_importance(image_layers(tm.model->capture(e.batch).attention, 0));
-    for (int k = 0; k < heads; ++k) {
-      r.importance_attattr.data[k] += imp.data[k];
-      r.importance_attention.data[k] += att.data[k];
-    }
-    if (importance_progress)
-      importance_progress(static_cast<long long>(i + 1), static_cast<long long>(r.importance_examples));
-  }
+HeadImportance text_head_importance(const TextModel& tm, const LabelledTexts& texts, std::size_t i,
+                                    const AttAttrOptions& attattr_options) {
+  // Spec 5: prune_head_with_attr targets the gold label; the raw-attention baseline takes each head's largest weight.
+  const auto& e = texts.encoded.at(i);
+  return {attattr_head_importance(attattr(*tm.model, e.batch, texts.examples.at(i).label, attattr_options)),
+          attattr_head_importance(image_layers(tm.model->capture(e.batch).attention, 0))};
+}
 
+std::vector<std::pair<std::string, std::vector<int>>> pruning_orders(const Array& importance_attattr,
+                                                                     const Array& importance_attention,
+                                                                     std::uint64_t seed) {
+  const int heads = static_cast<int>(importance_attattr.data.size());
+  if (importance_attention.data.size() != importance_attattr.data.size())
+    throw InputError("pruning_orders: the two importances differ in size");
   auto ascending = [&](const Array& score) {
     std::vector<int> order(static_cast<size_t>(heads));
     std::iota(order.begin(), order.end(), 0);
@@ -64,29 +56,80 @@ HeadPruningResult prune_heads(const TextModel& tm, const LabelledTexts& texts, c
   };
   std::vector<int> random_order(static_cast<size_t>(heads));
   std::iota(random_order.begin(), random_order.end(), 0);
-  std::mt19937_64 rng(s.seed);
+  std::mt19937_64 rng(seed);
   std::shuffle(random_order.begin(), random_order.end(), rng);
-  const std::vector<std::pair<std::string, std::vector<int>>> orders = {
-      {"attattr", ascending(r.importance_attattr)},
-      {"attention", ascending(r.importance_attention)},
-      {"random", random_order}};
-  for (const auto& [name, order] : orders) r.accuracy.emplace_back(name, std::vector<double>{});
+  return {{"attattr", ascending(importance_attattr)},
+          {"attention", ascending(importance_attention)},
+          {"random", random_order}};
+}
 
+std::vector<double> pruning_rates() {
   constexpr int kSteps = 10;
-  const long long evaluations = static_cast<long long>(kSteps + 1) * static_cast<long long>(orders.size());
-  long long done = 0;
-  for (int step = 0; step <= kSteps; ++step) {
-    const double rate = step / static_cast<double>(kSteps);
-    const int pruned = static_cast<int>(std::floor(rate * heads + 1e-9));
-    r.rates.push_back(rate);
-    r.heads_pruned.push_back(pruned);
-    for (size_t o = 0; o < orders.size(); ++o) {
-      const std::vector<int>& order = orders[o].second;
+  std::vector<double> rates;
+  for (int step = 0; step <= kSteps; ++step) rates.push_back(step / static_cast<double>(kSteps));
+  return rates;
+}
+
+int heads_pruned(double rate, int heads) { return static_cast<int>(std::floor(rate * heads + 1e-9)); }
+
+std::vector<std::vector<std::vector<std::int64_t>>> pruned_predictions(
+    const TextModel& tm, const LabelledTexts& texts, std::size_t first, std::size_t count,
+    const std::vector<std::pair<std::string, std::vector<int>>>& orders) {
+  const TextClassifierConfig& c = tm.model->config();
+  const int L = c.num_layers, H = c.num_heads;
+  if (first + count > texts.ids.size()) throw InputError("pruned_predictions: texts out of range");
+  const std::vector<std::vector<std::int64_t>> ids(texts.ids.begin() + static_cast<std::ptrdiff_t>(first),
+                                                   texts.ids.begin() + static_cast<std::ptrdiff_t>(first + count));
+  std::vector<std::vector<std::vector<std::int64_t>>> out;
+  for (const auto& [name, order] : orders) {
+    if (order.size() != static_cast<size_t>(L * H)) throw InputError("pruning order '" + name + "': one per head");
+    out.emplace_back();
+    for (double rate : pruning_rates()) {
       auto mask = torch::ones({L, H});
-      for (int k = 0; k < pruned; ++k) mask[order[static_cast<size_t>(k)] / H][order[static_cast<size_t>(k)] % H] = 0.0;
-      r.accuracy[o].second.push_back(accuracy_of(predict_classes(tm, texts.ids, mask), texts.examples));
-      if (evaluation_progress) evaluation_progress(++done, evaluations);
+      for (int k = 0; k < heads_pruned(rate, L * H); ++k)
+        mask[order[static_cast<size_t>(k)] / H][order[static_cast<size_t>(k)] % H] = 0.0;
+      out.back().push_back(predict_classes(tm, ids, mask, static_cast<int>(std::max<std::size_t>(1, count))));
     }
+  }
+  return out;
+}
+
+HeadPruningResult prune_heads(const TextModel& tm, const LabelledTexts& texts, const HeadPruningSettings& s,
+                              const ProgressFn& importance_progress, const ProgressFn& evaluation_progress) {
+  const TextClassifierConfig& c = tm.model->config();
+  const int L = c.num_layers, H = c.num_heads, heads = L * H;
+  HeadPruningResult r;
+  r.importance_examples = std::min(texts.encoded.size(), static_cast<size_t>(std::max(0, s.importance_examples)));
+  r.importance_attattr = Array({L, H});
+  r.importance_attention = Array({L, H});
+  for (size_t i = 0; i < r.importance_examples; ++i) {
+    const HeadImportance imp = text_head_importance(tm, texts, i, s.attattr);
+    for (int k = 0; k < heads; ++k) {
+      r.importance_attattr.data[k] += imp.attattr.data[k];
+      r.importance_attention.data[k] += imp.attention.data[k];
+    }
+    if (importance_progress)
+      importance_progress(static_cast<long long>(i + 1), static_cast<long long>(r.importance_examples));
+  }
+  const auto orders = pruning_orders(r.importance_attattr, r.importance_attention, s.seed);
+  r.rates = pruning_rates();
+  for (double rate : r.rates) r.heads_pruned.push_back(heads_pruned(rate, heads));
+  std::vector<std::vector<double>> correct(orders.size(), std::vector<double>(r.rates.size(), 0.0));
+  const std::size_t batch = static_cast<std::size_t>(std::max(1, s.batch));
+  for (std::size_t first = 0; first < texts.ids.size(); first += batch) {
+    const std::size_t count = std::min(batch, texts.ids.size() - first);
+    const auto predicted = pruned_predictions(tm, texts, first, count, orders);
+    for (size_t o = 0; o < orders.size(); ++o)
+      for (size_t k = 0; k < r.rates.size(); ++k)
+        for (size_t t = 0; t < count; ++t) correct[o][k] += predicted[o][k][t] == texts.examples[first + t].label;
+    if (evaluation_progress)
+      evaluation_progress(static_cast<long long>(first + count), static_cast<long long>(texts.ids.size()));
+  }
+  const double n = static_cast<double>(texts.ids.size());
+  for (size_t o = 0; o < orders.size(); ++o) {
+    std::vector<double> acc;
+    for (double v : correct[o]) acc.push_back(texts.ids.empty() ? 0.0 : v / n);
+    r.accuracy.emplace_back(orders[o].first, std::move(acc));
   }
   return r;
 }

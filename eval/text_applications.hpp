@@ -40,6 +40,7 @@ struct HeadPruningSettings {
   AttAttrOptions attattr;
   int importance_examples = 200;  ///< texts whose attribution ranks the heads (the reference's 200)
   std::uint64_t seed = 0;         ///< of the random order
+  int batch = 64;                 ///< texts per padded forward pass when the accuracies are measured
 };
 struct HeadPruningResult {
   std::size_t importance_examples = 0;
@@ -51,9 +52,33 @@ struct HeadPruningResult {
   std::vector<std::pair<std::string, std::vector<double>>> accuracy;
 };
 /// Head importance from `texts` (the first importance_examples), then accuracy on all of `texts` with 0%..100% of
-/// the heads masked after the softmax. `importance_progress` counts texts, `evaluation_progress` the 33 evaluations.
+/// the heads masked after the softmax. `importance_progress` counts texts, `evaluation_progress` the texts whose
+/// predictions are done. Composed of the steps below, which `attnlens prune` shares among processes.
 HeadPruningResult prune_heads(const TextModel& model, const LabelledTexts& texts, const HeadPruningSettings& settings,
                               const ProgressFn& importance_progress = {}, const ProgressFn& evaluation_progress = {});
+
+/// Step 1, one text: each head's largest attribution (AttAttr, gold label targeted) and largest attention weight,
+/// [L,H] each. The importances are their sums over the first importance_examples texts, in text order.
+struct HeadImportance {
+  Array attattr, attention;
+};
+HeadImportance text_head_importance(const TextModel& model, const LabelledTexts& texts, std::size_t index,
+                                    const AttAttrOptions& attattr);
+
+/// Step 2: the orders in which heads are pruned, least important first: "attattr" and "attention" (ascending
+/// summed importance, ties in head order) and "random" (shuffled with `seed`). Heads as layer * H + head.
+std::vector<std::pair<std::string, std::vector<int>>> pruning_orders(const Array& importance_attattr,
+                                                                     const Array& importance_attention,
+                                                                     std::uint64_t seed);
+/// The pruned shares 0, 0.1, ..., 1, and how many of `heads` each prunes (floor).
+std::vector<double> pruning_rates();
+int heads_pruned(double rate, int heads);
+
+/// Step 3, texts [first, first + count) in one padded batch: the predicted class with each order's first
+/// heads_pruned(rate) heads masked, [order][rate][text].
+std::vector<std::vector<std::vector<std::int64_t>>> pruned_predictions(
+    const TextModel& model, const LabelledTexts& texts, std::size_t first, std::size_t count,
+    const std::vector<std::pair<std::string, std::vector<int>>>& orders);
 
 // ---- attribution tree ----
 

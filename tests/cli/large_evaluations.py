@@ -11,7 +11,9 @@ On a small canvas evaluation and a text evaluation, against one process with one
 - one rank killed in the middle of an MPI run: the other rank's finished items stay on disk, `merge` names the
   missing ones, and `--resume` with another rank count fills only the gap.
 - `attack fgsm` (its batches dealt to the ranks and shards) and `attack words` (its texts): under `mpirun -np 2`
-  and as shards 1/2, 2/2, the per-item table, the summaries and the report's pictures equal one process's.
+  and as shards 1/2, 2/2, the per-item table, the summaries and the report's pictures equal one process's;
+- `prune` (two stages: head importances, then accuracies): `mpirun -np 2` equals one process; as shards, the one
+  that runs first stops after its importances, and a second round with --resume finishes it, equal to one process.
 Without MPI in the build, a launcher's environment is refused instead (each process would do the whole run).
 
 Usage: large_evaluations.py PATH/TO/attnlens. Prints "N passed, M failed"; exit status 1 on a failure.
@@ -35,6 +37,7 @@ TEXTS = ["evaluate", "--text", "--limit", "5", "--methods", "rollout,attattr", "
 # Batches of 2 images: 3 units for 5 images, so that two ranks or shards get different numbers of them.
 FGSM = ["attack", "fgsm", "--data", "canvas", "--limit", "5", "--batch", "2", "--mask-method", "raw,rollout",
         "--max-iter", "4", "--eps", "0.02", "--save", "3", "-q"]
+PRUNE = ["prune", "--limit", "6", "--examples", "4", "--steps", "2", "--batch", "2", "-q"]
 WORDS = ["attack", "words", "--limit", "5", "--methods", "raw,attattr,random", "--k", "2", "--steps", "2", "-q"]
 
 
@@ -186,6 +189,31 @@ for kind, args, files in ATTACKS:
     r = run(args + ["--threads", "1", "--shard", "1/2", "-o", out])
     check(f"{kind} shard 1/2: exit 0, the last shard merges", r.returncode == 0, r.stderr)
     same_files(reference, out, files, f"{kind} shards 1-2 of 2")
+
+PRUNE_FILES = ["importance/prune_importance.csv", "prune_per_text.csv", "prune.csv", "prune.json",
+               "prune.svg", "importance_attattr.npy"]
+reference = os.path.join(tmp, "one_prune")
+r = run(PRUNE + ["--threads", "1", "-o", reference])
+check("one process: prune", r.returncode == 0, r.stderr)
+if with_mpi and mpirun:
+    out = os.path.join(tmp, "mpi2_prune")
+    r = run(PRUNE + ["-o", out], [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"])
+    check("mpirun -np 2 prune: exit 0", r.returncode == 0, r.stderr[-2000:])
+    same_files(reference, out, PRUNE_FILES, "mpirun -np 2 prune")
+out = os.path.join(tmp, "shards_prune")
+r = subprocess.run([binary] + PRUNE[:-1] + ["--threads", "1", "--shard", "2/2", "-o", out], capture_output=True,
+                   text=True)
+check("prune shard 2/2 first: exit 0, stops after its importances, saying to run again with --resume",
+      r.returncode == 0 and "--resume" in r.stdout and
+      os.path.exists(os.path.join(out, "importance", "shard-2-of-2", "prune_importance.csv")) and
+      not os.path.exists(os.path.join(out, "shard-2-of-2")), r.stdout + r.stderr)
+r = run(PRUNE + ["--threads", "1", "--shard", "1/2", "-o", out])
+check("prune shard 1/2: exit 0, all importances there, its accuracies written",
+      r.returncode == 0 and os.path.exists(os.path.join(out, "shard-1-of-2", "prune_per_text.csv")) and
+      not os.path.exists(os.path.join(out, "prune.csv")), r.stderr)
+r = run(PRUNE + ["--threads", "1", "--shard", "2/2", "--resume", "-o", out])
+check("prune shard 2/2 again with --resume: exit 0, merges", r.returncode == 0, r.stderr)
+same_files(reference, out, PRUNE_FILES, "prune shards 1-2 of 2 in two rounds")
 
 # A shard of another run (other settings) into the same folder: refused before it touches the folder.
 out = os.path.join(tmp, "shards_images")
