@@ -147,6 +147,9 @@ void add_relevance_options(CLI::App* app, MethodSettings& s, std::string& atman_
   g->add_option("--chefer-lrp-variant", s.chefer_lrp_variant,
                 "chefer-lrp: transformer_attribution (default: the paper's map, from --start-layer), rollout (of the "
                 "LRP attention relevance), last_layer, or full (pixel LRP summed over each patch)");
+  g->add_option("--text-start-layer", s.text_start_layer,
+                "chefer-lrp on text: first 0-based layer of the rollout (default -1: the last, as the BERT "
+                "reference's start_layer 11 of 12; negative counts from the end)");
   g->add_option("--bi-start-layer", s.bi_start_layer,
                 "bi-attn/bi-attn-token: first 0-based block aggregated (default, images: the authors' block 3 of "
                 "12 for bi-attn, 5 of 12 for bi-attn-token, scaled to the depth; texts: their BERT code's last "

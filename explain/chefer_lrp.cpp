@@ -8,6 +8,11 @@
 // variants (15.5): rollout of mean_h max(0, R_A), the last block's mean_h max(0, R_A), and full, the pixel relevance
 // of the zB rule on the patch embedding summed over channels and, to give a patch map, over each patch's pixels.
 //
+// On text (spec 15.7, BERT_explainability; RoBERTa and DistilBERT by the same rules) the same rules run through the
+// post-norm layers: the output sub-layers' LayerNorm as identity then Add([branch, residual]), q, k and v reading
+// their own clones of the layer input, the scores' mask Add (zeros: one text, no padding), and the head as BERT's
+// classifier, pooler activation (identity) and IndexSelect on the first token. Its map is the BERT generator's.
+//
 // The rules are the closed forms of 15.8a, so no module is run twice; the method keeps every layer's input from its
 // own forward pass over the backbone's weights (the reference stores them by hooks), mirroring
 // PreNormEncoder::run. DeiT III's LayerScale multiplies a branch by constant per-channel factors: its z-rule passes
@@ -247,6 +252,131 @@ Array patch_map(const Trace& t, Variant variant, int start_layer, const ImageMod
   return to_array(joint[0].narrow(0, P, gh * gw).view({gh, gw}));
 }
 
+TextTrace trace_text(const TextClassifier& model, const TextBatch& text, std::int64_t target) {
+  const TextClassifierConfig& c = model.config();
+  if (text.size() != 1 || text.attention_mask.min().item<std::int64_t>() == 0)
+    throw InputError("chefer-lrp explains one text at a time, without padding");
+  const TextClassifier::TokenHead head = model.token_head();
+  if (target < 0 || target >= head.out_w.size(0)) throw InputError("chefer-lrp: class out of range");
+  const std::int64_t T = text.length(), D = c.hidden_size, H = c.num_heads, hd = c.head_dim();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd)), eps = c.layer_norm_eps;
+  const Activation act = activation_of(c.hidden_act);
+  const ForwardRules plain;
+
+  // ---- forward over the layers' weights, keeping every module's input (post-norm layers, spec 15.7) ----
+  torch::Tensor x;
+  {
+    torch::NoGradGuard no_grad;
+    x = model.embedding_output(text);
+  }
+  x = x.detach().requires_grad_(true);  // the relevance pass stops here: the encoder input
+  struct LayerInputs {
+    torch::Tensor x, q, k, v, scores, attn, ctx, a_out, mid, inner, f_out;
+  };
+  std::vector<LayerInputs> kept;
+  std::vector<torch::Tensor> attention;
+  const auto split = [&](const torch::Tensor& t) { return t.view({1, T, H, hd}).permute({0, 2, 1, 3}); };
+  for (const TextClassifier::EncoderLayer& k : model.layers()) {
+    LayerInputs in;
+    in.x = x.detach();
+    const auto q = split(torch::linear(x, k.q_w, k.q_b)), key = split(torch::linear(x, k.k_w, k.k_b)),
+               v = split(torch::linear(x, k.v_w, k.v_b));
+    const auto scores = torch::matmul(q, key.transpose(-2, -1)) * scale;  // + a mask of zeros: no padding
+    const auto attn = torch::softmax(scores, -1);
+    attention.push_back(attn);
+    const auto ctx = torch::matmul(attn, v).permute({0, 2, 1, 3}).reshape({1, T, D});
+    const auto a_out = torch::linear(ctx, k.out_w, k.out_b);
+    const auto mid = torch::layer_norm(a_out + x, {D}, k.ln1_w, k.ln1_b, eps);
+    const auto inner = plain.activation(torch::linear(mid, k.ffn_in_w, k.ffn_in_b), act);
+    const auto f_out = torch::linear(inner, k.ffn_out_w, k.ffn_out_b);
+    x = torch::layer_norm(f_out + mid, {D}, k.ln2_w, k.ln2_b, eps);
+    in.q = q.detach(), in.k = key.detach(), in.v = v.detach(), in.scores = scores.detach(), in.attn = attn.detach();
+    in.ctx = ctx.detach(), in.a_out = a_out.detach(), in.mid = mid.detach(), in.inner = inner.detach();
+    in.f_out = f_out.detach();
+    kept.push_back(std::move(in));
+  }
+  const auto first = x.select(1, 0);
+  const auto pooled = plain.activation(torch::linear(first, head.dense_w, head.dense_b), head.activation);
+  const auto logits = torch::linear(pooled, head.out_w, head.out_b);
+  const auto grads = torch::autograd::grad({logits[0][target]}, attention);
+
+  TextTrace t;
+  t.logits = logits.detach();
+  for (std::size_t l = 0; l < attention.size(); ++l) {
+    t.attention.push_back(attention[l].detach()[0]);
+    t.attention_grad.push_back(grads[l][0]);
+  }
+
+  // ---- relevance pass: classifier, pooler (activation: identity), IndexSelect(token 0), then the layers ----
+  torch::NoGradGuard no_grad;
+  const auto one_hot = torch::zeros_like(t.logits).index_put_({0, target}, 1.0);
+  const auto first_in = first.detach();
+  const auto r_first = linear_relprop(linear_relprop(one_hot, pooled.detach(), head.out_w), first_in, head.dense_w);
+  t.head_relevance = r_first[0];
+  auto R = torch::zeros({1, T, D}, r_first.options());
+  R.select(1, 0).copy_(first_in * safe_divide(r_first, first_in));
+  t.layer_relevance.resize(kept.size());
+  t.attention_relevance.resize(kept.size());
+  for (std::size_t l = kept.size(); l-- > 0;) {
+    const LayerInputs& in = kept[l];
+    const TextClassifier::EncoderLayer& k = model.layers()[l];
+    // Output sub-layer: LayerNorm (identity), then Add([dense branch, residual]).
+    const auto [r_f, r_mid_skip] = add_relprop(R, in.f_out, in.mid);
+    const auto r_mid_branch =
+        linear_relprop(linear_relprop(r_f, in.inner, k.ffn_out_w), in.mid, k.ffn_in_w);  // activation: identity
+    const auto r_mid = clone_relprop({r_mid_branch, r_mid_skip}, in.mid);
+    const auto [r_a, r_x_skip] = add_relprop(r_mid, in.a_out, in.x);
+    const auto r_ctx = linear_relprop(r_a, in.ctx, k.out_w).view({1, T, H, hd}).permute({0, 2, 1, 3});
+    auto [r_attn, r_v] = matmul_relprop(r_ctx, in.attn, in.v);
+    r_attn = r_attn / 2, r_v = r_v / 2;
+    t.attention_relevance[l] = r_attn[0];
+    // Softmax: identity; scores + mask through the rescaling Add, the mask's share discarded; the 1/sqrt(d) scale
+    // is a plain operation the relevance passes; q kᵀ by the z-rule, both halves halved, the key's transposed back.
+    const auto r_scores = add_relprop(r_attn, in.scores, torch::zeros_like(in.scores)).first;
+    auto [r_q, r_kt] = matmul_relprop(r_scores, in.q, in.k.transpose(-2, -1));
+    const auto merge = [&](const torch::Tensor& r) { return r.permute({0, 2, 1, 3}).reshape({1, T, D}); };
+    const auto r_xq = linear_relprop(merge(r_q / 2), in.x, k.q_w);
+    const auto r_xk = linear_relprop(merge(r_kt.transpose(-2, -1) / 2), in.x, k.k_w);
+    const auto r_xv = linear_relprop(merge(r_v), in.x, k.v_w);
+    // q, k and v read their own clones of the attention's input; that input and the residual are a 2-way Clone.
+    R = clone_relprop({clone_relprop({r_xq, r_xk, r_xv}, in.x), r_x_skip}, in.x);
+    t.layer_relevance[l] = R[0];
+  }
+  return t;
+}
+
+std::vector<double> token_scores(const TextTrace& t, Variant variant, int start_layer) {
+  const std::int64_t L = static_cast<std::int64_t>(t.attention_relevance.size());
+  torch::Tensor row;
+  if (variant == Variant::Full) {
+    row = t.layer_relevance[0].sum(1).clone();
+    row[0] = 0.0;
+  } else if (variant == Variant::LastLayer) {
+    row = t.attention_relevance[L - 1].clamp_min(0).mean(0)[0].clone();
+    row[0] = 0.0;
+  } else if (variant == Variant::Rollout) {
+    throw InputError("chefer-lrp's rollout variant is for images (the BERT reference has no LRP rollout); on text: "
+                     "transformer_attribution, last_layer or full");
+  } else {
+    const std::int64_t s = start_layer < 0 ? L + start_layer : start_layer;
+    if (s < 0 || s >= L)
+      throw InputError("--text-start-layer " + std::to_string(start_layer) + " is out of range: the model has " +
+                       std::to_string(L) + " layers (0.." + std::to_string(L - 1) + ", or -1.." +
+                       std::to_string(-L) + " from the end)");
+    torch::Tensor joint;  // the BERT reference's rollout helper: (cam + I), rows normalised, deeper on the left
+    for (std::int64_t l = s; l < L; ++l) {
+      const auto cam = (t.attention_grad[l] * t.attention_relevance[l]).clamp_min(0).mean(0);
+      auto m = cam + torch::eye(cam.size(0), cam.options());
+      m = m / m.sum(-1, true);
+      joint = joint.defined() ? torch::matmul(m, joint) : m;
+    }
+    row = joint[0].clone();
+    row[0] = row.min();
+  }
+  const torch::Tensor r = row.to(torch::kCPU, torch::kFloat64).contiguous();
+  return std::vector<double>(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
+}
+
 }  // namespace chefer_lrp
 
 namespace {
@@ -254,7 +384,9 @@ namespace {
 class CheferLrp : public ModelExplanationMethod {
  public:
   explicit CheferLrp(const MethodSettings& s)
-      : variant_(chefer_lrp::parse_variant(s.chefer_lrp_variant)), start_(s.start_layer) {
+      : variant_(chefer_lrp::parse_variant(s.chefer_lrp_variant)),
+        start_(s.start_layer),
+        text_start_(s.text_start_layer) {
     if (s.start_layer < 0) throw InputError("--start-layer must be >= 0");
   }
   std::string name() const override { return "chefer-lrp"; }
@@ -270,12 +402,17 @@ class CheferLrp : public ModelExplanationMethod {
     const auto t = chefer_lrp::trace(model, image, target, variant_ == chefer_lrp::Variant::Full);
     return chefer_lrp::patch_map(t, variant_, start_, model.config());
   }
+  bool explains_text() const override { return true; }
+  std::vector<double> explain_text(const TextClassifier& model, const TextBatch& text,
+                                   std::int64_t target) const override {
+    return chefer_lrp::token_scores(chefer_lrp::trace_text(model, text, target), variant_, text_start_);
+  }
   // One forward, one backward (2), and the relevance pass: its closed forms cost about what a backward does (2).
   double passes(const ImageModelConfig&) const override { return 5.0; }
 
  private:
   chefer_lrp::Variant variant_;
-  int start_;
+  int start_, text_start_;
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "../core/api.hpp"
 #include "../core/array.hpp"
 #include "../models/image_classifier.hpp"
+#include "../models/text_classifier.hpp"
 
 ATTNLENS_API_BEGIN
 namespace attnlens::chefer_lrp {
@@ -58,6 +59,22 @@ Trace trace(const ImageClassifier& model, const torch::Tensor& image, std::int64
 /// (the reference's is_ablation).
 Array patch_map(const Trace& trace, Variant variant, int start_layer, const ImageModelConfig& config,
                 bool ablation = false);
+
+/// The same passes over a text classifier (spec 15.7, BERT_explainability; RoBERTa and DistilBERT by the same rules,
+/// their heads being BERT's pooler-and-classifier shape): one text, no padding.
+struct TextTrace {
+  torch::Tensor logits;  ///< [1, C]
+  /// Per layer [H, T, T]: A, d(logit)/dA and R_A (halved, as attn_cam).
+  std::vector<torch::Tensor> attention, attention_grad, attention_relevance;
+  std::vector<torch::Tensor> layer_relevance;  ///< per layer the relevance of its input, [T, D]
+  torch::Tensor head_relevance;                ///< [D], the relevance of the first token's final hidden state
+};
+TextTrace trace_text(const TextClassifier& model, const TextBatch& text, std::int64_t target);
+/// The token scores [T] ([CLS]/[SEP] included) of a variant: transformer_attribution (the row-normalising rollout
+/// of mean_h max(0, dA * R_A) + I from `start_layer`, -1 = the last, then [0] = min of the row), last_layer
+/// (mean_h max(0, R_A) of the last layer, row 0, [0] = 0), full (the encoder input's relevance summed over the
+/// width, [0] = 0). InputError for rollout, which the BERT reference does not have.
+std::vector<double> token_scores(const TextTrace& trace, Variant variant, int start_layer);
 
 }  // namespace attnlens::chefer_lrp
 ATTNLENS_API_END

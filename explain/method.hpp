@@ -56,6 +56,9 @@ struct MethodSettings {
   /// chefer-lrp: transformer_attribution (the paper's method), rollout (of the LRP attention relevance),
   /// last_layer (the last block's) or full (pixel-level LRP summed over each patch)
   std::string chefer_lrp_variant = "transformer_attribution";
+  /// chefer-lrp on text (transformer_attribution): first 0-based layer of the row-normalised product; -1 = the last
+  /// layer, as the BERT reference's start_layer = 11 of 12
+  int text_start_layer = -1;
 };
 
 class ExplanationMethod {

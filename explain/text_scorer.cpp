@@ -29,7 +29,8 @@ const std::vector<std::string>& text_method_names() {
   static const std::vector<std::string> names = {
       "raw",      "rollout",          "grad-rollout", "flow",    "flow-metzger",  "chefer", "grad-sam",
       "attattr",  "blankout",         "input-x-gradient",
-      "agcam",    "bi-attn",          "bi-attn-token", "atman",  "attnlrp",       "cp-lrp"};
+      "agcam",    "bi-attn",          "bi-attn-token", "atman",  "attnlrp",       "cp-lrp",
+      "chefer-lrp"};
   return names;
 }
 

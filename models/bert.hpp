@@ -25,6 +25,8 @@ class BertClassifier : public TextClassifier {
   torch::Tensor word_embeddings(const TextBatch& batch) const override;
   torch::Tensor embed(const TextBatch& batch) const override;
 
+  TokenHead token_head() const override { return {pooler_w_, pooler_b_, cls_w_, cls_b_, Activation::Tanh}; }
+
  private:
   /// The pooler (tanh of a dense layer on [CLS]) and the classifier.
   torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const override;

@@ -26,6 +26,8 @@ class DistilBertClassifier : public TextClassifier {
   torch::Tensor word_embeddings(const TextBatch& batch) const override;
   torch::Tensor embed(const TextBatch& batch) const override;
 
+  TokenHead token_head() const override { return {pre_w_, pre_b_, cls_w_, cls_b_, Activation::Relu}; }
+
  private:
   /// pre_classifier, ReLU, classifier on the first token.
   torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const override;

@@ -30,6 +30,8 @@ class RobertaClassifier : public TextClassifier {
   /// The padding index: the id of <pad>, and the position every padding token gets.
   std::int64_t padding_idx() const { return padding_idx_; }
 
+  TokenHead token_head() const override { return {dense_w_, dense_b_, out_w_, out_b_, Activation::Tanh}; }
+
  private:
   /// classifier.dense, tanh, classifier.out_proj on <s>.
   torch::Tensor head(const torch::Tensor& hidden, const ForwardRules& rules) const override;

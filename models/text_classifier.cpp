@@ -13,13 +13,13 @@
 
 namespace attnlens {
 
-namespace {
-
 Activation activation_of(const std::string& name) {
   if (name == "gelu") return Activation::Gelu;  // exact erf form, as Hugging Face's "gelu"
   if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluTanh;
   return Activation::Relu;
 }
+
+namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

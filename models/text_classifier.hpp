@@ -40,6 +40,9 @@ struct TextClassifierConfig {
   int head_dim() const { return hidden_size / num_heads; }
 };
 
+/// The feed-forward activation of config.json's hidden_act (gelu, gelu_new / gelu_pytorch_tanh, relu).
+Activation activation_of(const std::string& hidden_act);
+
 /// A batch of encoded texts, [B, T] int64 each. attention_mask: 1 for real tokens, 0 for padding.
 struct TextBatch {
   torch::Tensor input_ids, token_type_ids, attention_mask;
@@ -91,9 +94,19 @@ class TextClassifier {
         ln2_w, ln2_b;
   };
 
+  /// The head every family has: the first token's final hidden state -> dense -> activation -> classifier (BERT's
+  /// pooler then classifier, RoBERTa's classifier.dense/out_proj, DistilBERT's pre_classifier/classifier).
+  struct TokenHead {
+    torch::Tensor dense_w, dense_b, out_w, out_b;
+    Activation activation = Activation::Tanh;
+  };
+
   virtual ~TextClassifier() = default;
 
   const TextClassifierConfig& config() const { return config_; }
+  /// The encoder layers' weights, for methods that propagate relevance through them by explicit rules (chefer-lrp).
+  const std::vector<EncoderLayer>& layers() const { return layers_; }
+  virtual TokenHead token_head() const = 0;
   const torch::Device& device() const { return device_; }
 
   /// Logits [B, C], recording nothing.

@@ -65,6 +65,12 @@ if(DEBIAN_PYTHON)
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/chefer_lrp_vs_pytorch.py $<TARGET_FILE:attnlens>
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(chefer_lrp_vs_pytorch PROPERTIES TIMEOUT 300)
+  # chefer-lrp on text (spec 15.7): the BERT reference's rules as autograd z-rules, on a random BERT, the bundled
+  # sentiment-bert and a random DistilBERT.
+  add_test(NAME chefer_lrp_text_vs_pytorch
+    COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/chefer_lrp_text_vs_pytorch.py $<TARGET_FILE:attnlens>
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(chefer_lrp_text_vs_pytorch PROPERTIES TIMEOUT 300)
   add_test(NAME flow_vs_networkx
     COMMAND ${DEBIAN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/cross/flow_vs_networkx.py $<TARGET_FILE:attnlens>)
   set_tests_properties(flow_vs_networkx PROPERTIES TIMEOUT 300)

@@ -57,7 +57,7 @@ import csv, json, os, sys
 out = sys.argv[1]
 s = json.load(open(f"{out}/summary.json"))
 methods = ["raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer", "grad-sam", "attattr", "blankout",
-           "input-x-gradient", "agcam", "bi-attn", "bi-attn-token", "atman", "attnlrp", "cp-lrp"]
+           "input-x-gradient", "agcam", "bi-attn", "bi-attn-token", "atman", "attnlrp", "cp-lrp", "chefer-lrp"]
 assert s["methods"] == methods, s["methods"]
 for i, t in enumerate(s["texts"]):
     n = len(t["tokens"])
@@ -76,7 +76,7 @@ EOF
 # What a reader sees: in Chromium every method row of the first sentence (12 words) shades at least two words
 # (chefer and grad-rollout used to shade [CLS] alone, its own relevance setting the scale).
 check "text view: every method shades words in Chromium" $py "$root/tests/cross/text_view_in_chromium.py" \
-  --min-words 2 --min-tokens 4 --expect-rows 16 "$tmp/all/index.html"
+  --min-words 2 --min-tokens 4 --expect-rows 17 "$tmp/all/index.html"
 check "explain = attention subcommands on the saved attention" $py - "$bin" "$tmp" <<'EOF'
 import json, subprocess, sys
 import numpy as np

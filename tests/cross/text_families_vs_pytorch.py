@@ -316,7 +316,7 @@ def main():
             ok = res.returncode == 0
             if ok:
                 s = json.load(open(os.path.join(out, "summary.json")))
-                ok = len(s["methods"]) == 16 and all(len(t["scores"][m]) == len(t["tokens"]) for t in s["texts"]
+                ok = len(s["methods"]) == 17 and all(len(t["scores"][m]) == len(t["tokens"]) for t in s["texts"]
                                                     for m in s["methods"])
                 ok = ok and os.path.exists(os.path.join(out, "index.html")) and abs(sum(s["texts"][0]["probabilities"]) - 1) < 1e-6
             check(f"{name}: explain --text --method all", ok, res.stderr.strip()[:300])
