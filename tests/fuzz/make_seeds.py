@@ -120,6 +120,10 @@ put("text_dataset", "sentiment.bin", b"\x00" + json.dumps(
      {"text": "", "class": None}]).encode())
 put("text_dataset", "tsv.bin", b"\x03" + b"1\tGreat acting!\n0\tBoring plot.\r\n\tno label\nplain line\n")
 
+# ---- split-run tables: byte 0 = rows per item - 1 (bits 0-1) and unit - 1 (bits 2-3), byte 1 = items - 1 ----
+put("run_table", "two_rows.bin", b"\x01\x04" + b"0,a\n0,b\n3,\"q,\n\"\"x\"\n3,c\n1,d\n1,")
+put("run_table", "units.bin", b"\x04\x07" + b"4,1\n5,2\n6,3e-07\n7,nan\n")
+
 
 # ---- images: byte 0 mode (resize 0-2, interpolation << 2, crop 0x10), resize a, b, crop h, w (16-bit each) ----
 def png(width, height, rgb=True):

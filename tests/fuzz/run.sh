@@ -13,7 +13,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
-harnesses=${FUZZ_HARNESSES:-"npy safetensors model_config vocab wordpiece bpe text_dataset datasets image options"}
+harnesses=${FUZZ_HARNESSES:-"npy safetensors model_config vocab wordpiece bpe text_dataset run_table datasets image options"}
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=30)
 mode=${1:-}
 
