@@ -194,16 +194,10 @@ void run_fgsm(FgsmState& st) {
                        static_cast<std::size_t>(std::max(1, st.model.batch))};
   nlohmann::json arm_list = nlohmann::json::array();
   for (const FgsmArm& arm : arms) arm_list.push_back({arm.method, arm.region});
-  const RunIdentity identity{{"kind", "fgsm"},
+  RunIdentity identity{{"kind", "fgsm"},
                              {"command", "fgsm"},
                              {"noun", "images"},
                              {"table", run_table_json(table)},
-                             {"model", st.model.model.empty() ? "bundled fmnist-vit" : st.model.model},
-                             {"model_options", model_options_json(st.model)},
-                             {"data", st.data},
-                             {"limit", st.limit},
-                             {"shuffle", st.shuffle},
-                             {"seed", st.seed},
                              {"arms", arm_list},
                              {"area", st.study.area},
                              {"patches_attacked", study.patches_attacked()},
@@ -213,6 +207,7 @@ void run_fgsm(FgsmState& st) {
                              {"target_label", attack.target >= 0 ? label_of(c, attack.target) : std::string()},
                              {"save", st.save},
                              {"figure_width", c.image_width >= 160 ? 0 : 160}};
+  identity.update(image_run_json(st.model, st.data, st.limit, st.shuffle, st.seed));
   run_items({st.output, st.resume, st.shard, st.quiet}, identity,
             [&](std::size_t first, std::size_t count, const std::string& part) {
               std::vector<DatasetImage> items;
@@ -277,15 +272,9 @@ void add_attack_fgsm_command(CLI::App& attack, Action& action) {
   cmd->add_option("--limit", st->limit, "Only the first N images (after --shuffle); 0 = all");
   cmd->add_flag("--shuffle", st->shuffle, "Shuffle the data set first (with --seed)");
   cmd->add_option("--seed", st->seed, "Seed of --shuffle and of the random masks (default 0)");
-  cmd->add_option("--threads", st->threads,
-                  "LibTorch threads (default 0: the cores not busy with other work, at least 1)")
-      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--save", st->save, "Adversarial images saved (the first N images, every arm; default 4)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--resume", st->resume, "Continue a stopped run in -o DIR (same options): only the missing batches run");
-  cmd->add_option("--shard", st->shard,
-                  "K/N: attack share K of N of the batches (job arrays), into DIR/shard-K-of-N; the last shard to "
-                  "finish (or attnlens merge DIR) writes the merged outputs. Under mpirun the ranks share the batches");
+  add_run_options(cmd, st->threads, st->resume, st->shard, "batches of --batch images");
   cmd->add_flag("-q,--quiet", st->quiet, "No progress bar or summary on the terminal");
   cmd->add_option("-o,--output", st->output, "Output folder")->required();
   cmd->callback([st, &action] { action = [st] { run_fgsm(*st); }; });

@@ -262,22 +262,17 @@ void run_evaluate(const EvaluateState& st) {
   // The run's identity: a resumed run, and every shard of a split one, must be this same run.
   const RunTable table{"per_image.csv", evaluation_csv_header(evaluator.row_names()), evaluator.row_names().size(),
                        data.size(), 1};
-  const RunIdentity identity{{"kind", "image"},
+  RunIdentity identity{{"kind", "image"},
                              {"command", "evaluate"},
                              {"noun", "images"},
                              {"table", run_table_json(table)},
-                             {"model", st.model.model.empty() ? "bundled fmnist-vit" : st.model.model},
-                             {"model_options", model_options_json(st.model)},
-                             {"data", st.data},
-                             {"limit", st.limit},
-                             {"shuffle", st.shuffle},
-                             {"seed", st.seed},
                              {"methods", plan.methods},
                              {"baselines", plan.baselines},
                              {"metrics", st.metrics},
                              {"rows", evaluator.row_names()},
                              {"settings", method_settings_json(plan.settings)},
                              {"gallery", st.gallery}};
+  identity.update(image_run_json(st.model, st.data, st.limit, st.shuffle, st.seed));
   // Each image alone, its rows and (for the first --gallery images) every row's map over the picture, saved in the
   // part so that the report can be drawn from the folder.
   run_items(run_options(st), identity, [&](std::size_t i, std::size_t, const std::string& part) {

@@ -250,6 +250,22 @@ void merge_run(const std::string& out, bool quiet) {
   finish(out, id, parts, read_run_parts(parts, table, id.dump()), std::nullopt, quiet);
 }
 
+void add_run_options(CLI::App* app, int& threads, bool& resume, std::string& shard, const std::string& units,
+                     const std::string& shard_note) {
+  app->add_option("--threads", threads,
+                  "LibTorch threads (default 0: the cores not busy with other work; under mpirun the node's cores "
+                  "shared among its ranks)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_flag("--resume", resume, "Continue a stopped run in -o DIR (same options): only the missing " + units +
+                                        " run, whatever number of shards or ranks computed the others");
+  app->add_option("--shard", shard,
+                  "K/N: compute share K of N of the " + units + " (job arrays), into DIR/shard-K-of-N; " +
+                      (shard_note.empty() ? "the last shard to finish (or attnlens merge DIR) writes the merged "
+                                            "outputs"
+                                          : shard_note) +
+                      ". Under mpirun/srun the ranks share the " + units + " themselves");
+}
+
 void add_merge_command(CLI::App& app, Action& action) {
   struct State {
     std::string out;

@@ -72,6 +72,12 @@ std::optional<std::string> completed_table(const std::string& out, const RunIden
 /// or a foreign part.
 void merge_run(const std::string& out, bool quiet);
 
+/// --threads, --resume and --shard K/N for a command that runs its items this way; `units` names what the shares
+/// are made of ("images", "batches", "texts"); `shard_note` replaces the default end of --shard's help (the last
+/// shard to finish merges, or attnlens merge DIR does).
+void add_run_options(CLI::App* app, int& threads, bool& resume, std::string& shard, const std::string& units,
+                     const std::string& shard_note = "");
+
 /// Registers `attnlens merge OUT`.
 void add_merge_command(CLI::App& app, Action& action);
 

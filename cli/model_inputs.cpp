@@ -127,6 +127,16 @@ nlohmann::json model_options_json(const ModelOptions& m) {
           {"labels", m.labels},       {"batch", m.batch},     {"device", m.device}};
 }
 
+nlohmann::json image_run_json(const ModelOptions& m, const std::string& data, std::size_t limit, bool shuffle,
+                              std::uint64_t seed) {
+  return {{"model", m.model.empty() ? "bundled fmnist-vit" : m.model},
+          {"model_options", model_options_json(m)},
+          {"data", data},
+          {"limit", limit},
+          {"shuffle", shuffle},
+          {"seed", seed}};
+}
+
 cv::Mat rgb_to_bgr(const cv::Mat& rgb) {
   cv::Mat bgr;
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);

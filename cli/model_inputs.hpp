@@ -48,6 +48,10 @@ void set_threads(int threads);
 
 /// The options as a run's identity records them (cli/item_run.hpp): what a resumed or merged run must share.
 nlohmann::json model_options_json(const ModelOptions& options);
+/// What an image run's identity records of its model and data: the model, its options, the data, --limit, --shuffle
+/// and --seed.
+nlohmann::json image_run_json(const ModelOptions& options, const std::string& data, std::size_t limit, bool shuffle,
+                              std::uint64_t seed);
 
 /// Options of the methods that run the model again (attnlrp, cp-lrp, bi-attn, bi-attn-token, atman), for explain
 /// and evaluate: --gamma-conv, --gamma-linear, --gamma-attention-projections, --bi-start-layer, --atman-factor,

@@ -762,14 +762,9 @@ void add_text_commands(CLI::App& app, Action& action) {
   prune->add_option("--seed", pr->seed, "Seed of the random order (default 0)");
   prune->add_option("--batch", pr->batch, "Texts per padded forward pass when measuring accuracy (default 64)")
       ->check(CLI::PositiveNumber);
-  prune->add_option("--threads", pr->threads,
-                    "LibTorch threads (default 0: the free cores; under mpirun the node's cores shared among its ranks)")
-      ->check(CLI::NonNegativeNumber);
-  prune->add_flag("--resume", pr->resume, "Continue a stopped run in -o DIR (same options): only what is missing runs");
-  prune->add_option("--shard", pr->shard,
-                    "K/N: share K of N of the texts (job arrays), into DIR/importance/shard-K-of-N then "
-                    "DIR/shard-K-of-N. The accuracies need every shard's importances: run the shards again with "
-                    "--resume once all have run. Under mpirun the ranks share both stages");
+  add_run_options(prune, pr->threads, pr->resume, pr->shard, "texts",
+                  "first their head importances (DIR/importance/shard-K-of-N), then, once every shard's are there, "
+                  "their accuracies (DIR/shard-K-of-N): run the shards again with --resume after all have run once");
   prune->add_option("-o,--output", pr->output, "Output folder")->required();
   prune->add_flag("-q,--quiet", pr->quiet, "No progress bar or summary lines");
   prune->callback([pr, &action] { action = [pr] { run_prune(*pr); }; });
@@ -831,13 +826,7 @@ void add_text_commands(CLI::App& app, Action& action) {
   words->add_option("--replacement", aw->replacement,
                     "mask (the tokenizer's: [MASK], <mask>), unk, or any vocabulary token (default mask)");
   words->add_option("--seed", aw->seed, "Seed of the random baseline (default 0)");
-  words->add_option("--threads", aw->threads,
-                    "LibTorch threads (default 0: the free cores; under mpirun the node's cores shared among its ranks)")
-      ->check(CLI::NonNegativeNumber);
-  words->add_flag("--resume", aw->resume, "Continue a stopped run in -o DIR (same options): only the missing texts run");
-  words->add_option("--shard", aw->shard,
-                    "K/N: attack share K of N of the texts (job arrays), into DIR/shard-K-of-N; the last shard to "
-                    "finish (or attnlens merge DIR) writes the merged outputs. Under mpirun the ranks share the texts");
+  add_run_options(words, aw->threads, aw->resume, aw->shard, "texts");
   words->add_option("-o,--output", aw->output, "Output folder")->required();
   words->add_flag("-q,--quiet", aw->quiet, "No progress bar or summary lines");
   words->callback([aw, &action] { action = [aw] { run_attack_words(*aw); }; });

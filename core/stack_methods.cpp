@@ -305,4 +305,15 @@ LabeledArray attention_chefer(const AttentionView& attention, const AttentionVie
   return r;
 }
 
+LabeledArray attention_grad_sam(const AttentionView& attention, const AttentionView& gradient,
+                                const StackSettings& s) {
+  check_same_shape(attention, gradient);
+  check_layout(attention, s);
+  LabeledArray r;
+  r.array = grad_sam(attention, gradient);  // [N]
+  r.dims = {"key"};
+  finish_vector(r, s);
+  return r;
+}
+
 }  // namespace attnlens

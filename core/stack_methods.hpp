@@ -137,6 +137,11 @@ struct CheferSettings : StackSettings {
 LabeledArray attention_chefer(const AttentionView& attention, const AttentionView& gradient,
                               const CheferSettings& settings);
 
+/// Grad-SAM (Barkan et al. 2021, spec 20): mean over layers, heads and query rows of A ⊙ max(0, G), one score per
+/// key token, [N] (query_row is not read: every row counts).
+LabeledArray attention_grad_sam(const AttentionView& attention, const AttentionView& gradient,
+                                const StackSettings& settings);
+
 /// "--query-row r is out of range" unless 0 <= row < tokens.
 void check_query_row(int row, int tokens, const std::string& option = "--query-row");
 /// Python-style index (-1 = last) into [0, layers); InputError naming `option` outside [-layers, layers).

@@ -108,13 +108,18 @@ TableBlocks read_table_blocks(const std::string& path, const RunTable& table) {
   std::vector<std::string> fields;
   while (pos < text.size()) {
     ++line_no;
+    const std::size_t record_start = pos;
     if (!next_csv_record(text, pos, fields)) break;  // a line cut short by the interruption
     const std::string where = path + " line " + std::to_string(line_no);
-    const double v = parse_csv_number(fields[0], where);
-    if (!(v >= 0 && v < static_cast<double>(table.items)) || v != static_cast<double>(static_cast<std::size_t>(v)))
-      throw InputError(where + ": item index '" + fields[0] + "' is not one of the run's " +
-                       std::to_string(table.items) + " items");
-    const auto i = static_cast<std::size_t>(v);
+    // The index as the runs write it: unquoted decimal digits at the start of the line, no leading zero (strtod
+    // would also take " 4", "+4", "04", "4.0", "4e0"; the CSV reader, "\"4\"" and "\"\"4").
+    const std::string& f0 = fields[0];
+    if (f0.empty() || f0.size() > 18 || f0.find_first_not_of("0123456789") != std::string::npos ||
+        (f0.size() > 1 && f0[0] == '0') || text.compare(record_start, f0.size(), f0) != 0 ||
+        std::stoull(f0) >= table.items)
+      throw InputError(where + ": item index '" + f0 + "' is not one of the run's " + std::to_string(table.items) +
+                       " items");
+    const auto i = static_cast<std::size_t>(std::stoull(f0));
     if (lines == 0) {
       index = i;
     } else if (i != index) {

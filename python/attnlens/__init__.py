@@ -71,6 +71,7 @@ __all__ = [
     "attention_flow",
     "chefer",
     "flow_metzger",
+    "grad_sam",
     "gradient_rollout",
     "head_maps",
     "mean_attention_distance",
@@ -382,6 +383,31 @@ def chefer(attention: Any, attention_grad: Any, start_layer: int = 0, *, query_r
     result, warning = _attnlens.chefer(
         att, grad, start_layer=_int(start_layer, "start_layer"), query_row=_optional_int(query_row, "query_row"),
         **_common(prefix_tokens, grid, patches_only, scale, strict))
+    _warn(warning)
+    return result
+
+
+@_documented
+def grad_sam(attention: Any, attention_grad: Any, *, prefix_tokens: int = 1, grid: Grid = None,
+             patches_only: bool = False, scale: str = "none", strict: bool = False):
+    """Grad-SAM (Barkan et al. 2021, spec 20): ``s_j = mean_{l,h,i} A[l,h,i,j] * max(0, dA[l,h,i,j])``, one score
+    per key token (``attnlens explain --method grad-sam``).
+
+    Parameters
+    ----------
+    attention : array_like, ``[L, H, N, N]`` or ``[L, N, N]``, float32 or float64
+        Post-softmax attention, rows = queries.
+    attention_grad : array_like, the shape of ``attention``
+        ``d(target logit)/dA`` of every layer (post-softmax), in forward layer order.
+    prefix_tokens, grid, patches_only, scale, strict
+        See the module documentation.
+
+    Returns
+    -------
+    numpy.ndarray, float64, ``[N]`` (``[N - prefix_tokens]`` with ``patches_only``)
+    """
+    att, grad = _gradient_stacks(attention, attention_grad)
+    result, warning = _attnlens.grad_sam(att, grad, **_common(prefix_tokens, grid, patches_only, scale, strict))
     _warn(warning)
     return result
 

@@ -63,8 +63,8 @@ import attnlens as _al
 __all__ = ["Capture", "capture", "explain", "METHODS"]
 
 #: Method names of :func:`explain` (those of ``attnlens explain``).
-METHODS = ("raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer", "heads")
-_GRADIENT_METHODS = {"grad-rollout", "chefer"}
+METHODS = ("raw", "rollout", "grad-rollout", "flow", "flow-metzger", "chefer", "grad-sam", "heads")
+_GRADIENT_METHODS = {"grad-rollout", "chefer", "grad-sam"}
 
 #: Tolerance of the stand-in forwards: max |new - original| <= _TOLERANCE * max(1, max |original|).
 _TOLERANCE = 1e-6
@@ -559,7 +559,7 @@ def explain(model: nn.Module, inputs: Any, methods: Union[str, Sequence[str]] = 
             return_capture: bool = False, **capture_options: Any):
     """Explains one input: each method's relevance over the patches (or tokens), as ``attnlens explain`` writes it.
 
-    One forward pass, and one backward pass when a gradient method (grad-rollout, chefer) is asked for (target:
+    One forward pass, and one backward pass when a gradient method (grad-rollout, chefer, grad-sam) is asked for (target:
     ``target``, default the predicted class).
 
     Parameters
@@ -568,7 +568,7 @@ def explain(model: nn.Module, inputs: Any, methods: Union[str, Sequence[str]] = 
         As for :func:`capture`.
     methods : str or sequence of str, default ("rollout",)
         Any of ``"raw"``, ``"rollout"``, ``"grad-rollout"``, ``"flow"``, ``"flow-metzger"``, ``"chefer"``,
-        ``"heads"``, or ``"all"``.
+        ``"grad-sam"``, ``"heads"``, or ``"all"``.
     target : int or None
         The explained class (gradient methods); default the predicted one.
     query_row : int, default 0
@@ -624,6 +624,8 @@ def explain(model: nn.Module, inputs: Any, methods: Union[str, Sequence[str]] = 
                                      **common)
         elif name == "chefer":
             v = _al.chefer(a, cap.attention_grad, start_layer=start_layer, query_row=query_row, **common)
+        elif name == "grad-sam":  # every query row counts: query_row does not apply
+            v = _al.grad_sam(a, cap.attention_grad, **common)
         else:  # heads
             if grid is None:
                 raise ValueError("method heads needs a patch grid (an image model); pass grid=(rows, cols)")

@@ -205,6 +205,16 @@ Result chefer(py::array attention, py::array gradient, int start_layer, const Co
   return {to_numpy(std::move(r.array)), warning};
 }
 
+Result grad_sam(py::array attention, py::array gradient, const Common& c) {
+  StackSettings s;
+  apply(c, s);
+  StackInput in, grad;
+  std::string warning = load_attention(std::move(attention), c.strict, in);
+  load_gradient(std::move(gradient), "attention_grad", grad);
+  LabeledArray r = compute([&] { return attention_grad_sam(in.view, grad.view, s); });
+  return {to_numpy(std::move(r.array)), warning};
+}
+
 /// Seconds per repeat of what `attnlens attention flow` computes once the file's values are in memory, timed in C++:
 /// a float32 stack's conversion to double (as read_npy converts), the stack check and the method. The baseline of
 /// bench/bench_python.py's overhead ratio.
@@ -334,6 +344,16 @@ void bind_stack_methods(py::module_& m) {
       py::arg("prefix_tokens") = 1, py::arg("grid") = "", py::arg("query_row") = py::none(),
       py::arg("patches_only") = false, py::arg("scale") = "none", py::arg("strict") = false,
       "core attention_chefer: (result, warning)");
+  m.def(
+      "grad_sam",
+      [](py::array a, py::array g, int prefix_tokens, const std::string& grid, bool patches_only,
+         const std::string& scale, bool strict) {
+        return grad_sam(std::move(a), std::move(g),
+                        make_common(prefix_tokens, grid, std::nullopt, patches_only, scale, strict));
+      },
+      py::arg("attention"), py::arg("gradient"), py::kw_only(), py::arg("prefix_tokens") = 1, py::arg("grid") = "",
+      py::arg("patches_only") = false, py::arg("scale") = "none", py::arg("strict") = false,
+      "core attention_grad_sam: (result, warning)");
   m.def("_time_flow", &time_flow, py::arg("attention"), py::arg("scope") = "cls", py::arg("threads") = 1,
         py::arg("repeats") = 1,
         "Seconds per repeat of (float32 -> double,) check_attention_stack and attention_flow, timed in C++ "

@@ -80,7 +80,9 @@ TEST_F(RunPartsTest, HostileTablesAreInputErrors) {
   for (const std::string& text : std::vector<std::string>{std::string("other\n") + block(0),
                                                          "index,value\n0,a\n1,b\n",  // mixed block
                                   "index,value\n9,a\n9,b\n",                                     // beyond the items
-                                  "index,value\nx,a\n", "index,value\n-1,a\n", "index,value\n1.5,a\n"}) {
+                                  "index,value\nx,a\n", "index,value\n-1,a\n", "index,value\n1.5,a\n",
+                                  "index,value\n\f1,a\n1,b\n", "index,value\n+1,a\n+1,b\n",
+                                  "index,value\n01,a\n01,b\n", "index,value\n\"\"1,a\n1,b\n"}) {  // leniencies
     write_file_atomic(path, text);
     EXPECT_THROW(read_table_blocks(path, table()), InputError) << text;
   }

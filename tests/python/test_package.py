@@ -29,8 +29,8 @@ def test_import_loads_no_heavy_library():
     assert out[2] == "True"  # attnlens.torch is what brings PyTorch in
 
 
-PUBLIC = ["raw", "rollout", "attention_flow", "flow_metzger", "gradient_rollout", "chefer", "mean_attention_distance",
-          "head_maps", "read_safetensors"]
+PUBLIC = ["raw", "rollout", "attention_flow", "flow_metzger", "gradient_rollout", "chefer", "grad_sam",
+          "mean_attention_distance", "head_maps", "read_safetensors"]
 
 
 def test_every_public_function_is_documented():

@@ -263,3 +263,16 @@ def test_rollout_row_equals_row_of_matrix(kwargs):
         np.testing.assert_allclose(attnlens.rollout(att, query_row=q, **kwargs), full[q], rtol=0, atol=1e-14)
     np.testing.assert_allclose(attnlens.rollout(att, query_row=3, patches_only=True, scale="max", **kwargs),
                                full[3, 1:] / full[3, 1:].max(), rtol=0, atol=1e-14)
+
+
+def test_grad_sam_is_the_mean_of_attention_times_positive_gradient():
+    """Spec 20, by hand in numpy: s_j = mean over layers, heads and query rows of A * max(0, G)."""
+    rng = np.random.default_rng(9)
+    att = random_attention(rng, (3, 2, 5, 5))
+    grad = rng.normal(size=att.shape)
+    want = (att * np.maximum(grad, 0)).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(attnlens.grad_sam(att, grad, grid=(2, 2)), want, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(attnlens.grad_sam(att, grad, grid=(2, 2), patches_only=True, scale="max"),
+                               want[1:] / want[1:].max(), rtol=1e-13, atol=0)
+    with pytest.raises(attnlens.InputError, match="gradient stack must have the attention's shape"):
+        attnlens.grad_sam(att, grad[:, :, :4, :4], grid=(2, 2))

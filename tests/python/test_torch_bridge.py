@@ -20,7 +20,7 @@ from conftest import ROOT  # noqa: E402
 TOL = 1e-5
 VIT_DIR = os.path.join(ROOT, "data", "models", "fmnist-vit")
 BERT_DIR = os.path.join(ROOT, "data", "models", "sentiment-bert")
-MAP_METHODS = ["raw", "rollout", "grad-rollout", "chefer"]
+MAP_METHODS = ["raw", "rollout", "grad-rollout", "chefer", "grad-sam"]
 
 
 def close(got, want, tol=TOL, what=""):
