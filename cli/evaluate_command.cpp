@@ -171,7 +171,8 @@ nlohmann::json method_settings_json(const MethodSettings& s) {
           {"atman_threshold", std::isfinite(s.atman_threshold) ? nlohmann::json(s.atman_threshold) : nlohmann::json()},
           {"batch", s.batch},
           {"chefer_lrp_variant", s.chefer_lrp_variant},
-          {"text_start_layer", s.text_start_layer}};
+          {"text_start_layer", s.text_start_layer},
+          {"grad_sam_axis", s.grad_sam_axis}};
 }
 
 ItemRunOptions run_options(const EvaluateState& st) { return {st.output, st.resume, st.shard, st.quiet}; }

@@ -222,6 +222,10 @@ void add_explain_command(CLI::App& app, Action& action) {
   sub->add_option("--start-layer", st->settings.start_layer, "First layer for rollout, chefer and chefer-lrp "
                   "(default 0)");
   sub->add_option("--layer", st->settings.layer, "Layer for raw and heads (default -1 = last)");
+  sub->add_option("--grad-sam-axis", st->settings.grad_sam_axis,
+                  "grad-sam: columns (default: a score per key token, the mean over query rows, as spec 20 reads the "
+                  "paper) or rows (a score per query token, the mean over keys)")
+      ->check(CLI::IsMember({"columns", "rows"}));
   sub->add_option("--threshold", st->threshold, "heads: also draw DINO mass-threshold masks at this share, e.g. 0.6");
   sub->add_option("-o,--output", st->output, "Output folder")->required();
   sub->add_flag("-q,--quiet", st->quiet, "No progress bar or summary lines");

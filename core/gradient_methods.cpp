@@ -230,7 +230,14 @@ void add_product(const std::vector<double>& m, Array& r, std::vector<double>& sc
 
 }  // namespace
 
-Array grad_sam(const AttentionView& attention, const AttentionView& gradient) {
+GradSamAxis parse_grad_sam_axis(const std::string& name) {
+  if (name == "columns") return GradSamAxis::Columns;
+  if (name == "rows") return GradSamAxis::Rows;
+  throw InputError("--grad-sam-axis must be columns (a score per key token) or rows (per query token), got '" +
+                   name + "'");
+}
+
+Array grad_sam(const AttentionView& attention, const AttentionView& gradient, GradSamAxis axis) {
   check_pair(attention, gradient, "Grad-SAM");
   const int L = attention.layers, H = attention.heads, N = attention.tokens;
   Array out({N});
@@ -240,7 +247,7 @@ Array grad_sam(const AttentionView& attention, const AttentionView& gradient) {
       for (int i = 0; i < N; ++i)
         for (int j = 0; j < N; ++j) {
           const std::size_t e = static_cast<std::size_t>(i) * N + j;
-          out.data[j] += a[e] * std::max(0.0, g[e]);
+          out.data[axis == GradSamAxis::Columns ? j : i] += a[e] * std::max(0.0, g[e]);
         }
     }
   const double count = static_cast<double>(L) * H * N;

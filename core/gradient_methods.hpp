@@ -7,6 +7,8 @@
 // to its scaled pre-softmax scores (see GradRolloutMode). The two views must have the same shape.
 #pragma once
 
+#include <string>
+
 #include "api.hpp"
 #include "array.hpp"
 
@@ -66,9 +68,16 @@ Array grad_rollout_row(const AttentionView& attention, const AttentionView& grad
 Array chefer_relevance_row(const AttentionView& attention, const AttentionView& gradient, int row,
                            int start_layer = 0);
 
-/// Grad-SAM (Barkan et al. 2021, spec 20): s_j = mean over layers l, heads h and query rows i of
-/// A[l][h][i][j] * max(0, G[l][h][i][j]), one score per KEY token j, [N].
-Array grad_sam(const AttentionView& attention, const AttentionView& gradient);
+/// Which tokens Grad-SAM scores: Columns, one score per KEY token j (the mean over query rows; the spec's reading
+/// of the paper), or Rows, one per QUERY token i (the mean over keys; what other third-party code computes).
+enum class GradSamAxis { Columns, Rows };
+/// "columns" or "rows"; InputError otherwise.
+GradSamAxis parse_grad_sam_axis(const std::string& name);
+
+/// Grad-SAM (Barkan et al. 2021, spec 20): with H = A ⊙ max(0, G), s_j = mean over layers l, heads h and query
+/// rows i of H[l][h][i][j] (Columns), or s_i = the mean over l, h and keys j (Rows); [N].
+Array grad_sam(const AttentionView& attention, const AttentionView& gradient,
+               GradSamAxis axis = GradSamAxis::Columns);
 
 /// AG-CAM (Leem & Seo 2024, spec 17) for query row `row`: out_j = sum_l sum_h max(0, G[l][h][row][j]) *
 /// sigmoid(S[l][h][row][j]), [N]. `scores` are the scaled pre-softmax scores S; `gradient` is dy/dA taken in a

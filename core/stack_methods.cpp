@@ -306,12 +306,12 @@ LabeledArray attention_chefer(const AttentionView& attention, const AttentionVie
 }
 
 LabeledArray attention_grad_sam(const AttentionView& attention, const AttentionView& gradient,
-                                const StackSettings& s) {
+                                const GradSamSettings& s) {
   check_same_shape(attention, gradient);
   check_layout(attention, s);
   LabeledArray r;
-  r.array = grad_sam(attention, gradient);  // [N]
-  r.dims = {"key"};
+  r.array = grad_sam(attention, gradient, s.axis);  // [N]
+  r.dims = {s.axis == GradSamAxis::Columns ? "key" : "query"};
   finish_vector(r, s);
   return r;
 }

@@ -14,6 +14,7 @@
 #include "array.hpp"
 #include "attention_flow.hpp"
 #include "fusion.hpp"
+#include "gradient_methods.hpp"
 #include "rollout.hpp"
 #include "validate.hpp"
 
@@ -137,10 +138,13 @@ struct CheferSettings : StackSettings {
 LabeledArray attention_chefer(const AttentionView& attention, const AttentionView& gradient,
                               const CheferSettings& settings);
 
-/// Grad-SAM (Barkan et al. 2021, spec 20): mean over layers, heads and query rows of A ⊙ max(0, G), one score per
-/// key token, [N] (query_row is not read: every row counts).
+struct GradSamSettings : StackSettings {
+  GradSamAxis axis = GradSamAxis::Columns;
+};
+/// Grad-SAM (Barkan et al. 2021, spec 20): the mean of A ⊙ max(0, G) over layers, heads and query rows, one score
+/// per key token, [N] (axis Rows: over keys, one per query token). query_row is not read: every row counts.
 LabeledArray attention_grad_sam(const AttentionView& attention, const AttentionView& gradient,
-                                const StackSettings& settings);
+                                const GradSamSettings& settings);
 
 /// "--query-row r is out of range" unless 0 <= row < tokens.
 void check_query_row(int row, int tokens, const std::string& option = "--query-row");

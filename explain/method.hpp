@@ -39,6 +39,7 @@ struct MethodSettings {
   Residual residual = Residual::Half;
   int start_layer = 0;           ///< rollout, chefer and chefer-lrp: first 0-based block of the product
   int layer = -1;                ///< raw and heads: layer (negative from the end)
+  std::string grad_sam_axis = "columns";  ///< grad-sam: columns (a score per key token) or rows (per query token)
 
   // The methods that run the model again (explain/model_method.hpp).
   int steps = 20;                ///< bi-attn, bi-attn-token: points of the integrated-gradient path (0 and 1 included)

@@ -89,11 +89,11 @@ case "$job" in
     echo "== Python module (tests/python; the CLI comparisons use build/attnlens)"
     python_package
     "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python"
-    echo "== core/ and io/ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-    build "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNLENS_SANITIZE=ON
-    ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
-    echo "== libFuzzer harnesses: committed regressions and a short run each (tests/fuzz)"
+    # One sanitized build (clang) serves both: the fuzz harnesses and core_io_tests, under ASan + UBSan.
     CC=clang CXX=clang++ build "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNLENS_FUZZ=ON
+    echo "== core/ and io/ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    ctest --test-dir "$root/build-fuzz" --output-on-failure -j "$jobs"
+    echo "== libFuzzer harnesses: committed regressions and a short run each (tests/fuzz)"
     bash "$root/tests/fuzz/run.sh" short
     ;;
   fuzz)

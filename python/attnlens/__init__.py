@@ -388,8 +388,8 @@ def chefer(attention: Any, attention_grad: Any, start_layer: int = 0, *, query_r
 
 
 @_documented
-def grad_sam(attention: Any, attention_grad: Any, *, prefix_tokens: int = 1, grid: Grid = None,
-             patches_only: bool = False, scale: str = "none", strict: bool = False):
+def grad_sam(attention: Any, attention_grad: Any, axis: str = "columns", *, prefix_tokens: int = 1,
+             grid: Grid = None, patches_only: bool = False, scale: str = "none", strict: bool = False):
     """Grad-SAM (Barkan et al. 2021, spec 20): ``s_j = mean_{l,h,i} A[l,h,i,j] * max(0, dA[l,h,i,j])``, one score
     per key token (``attnlens explain --method grad-sam``).
 
@@ -399,6 +399,9 @@ def grad_sam(attention: Any, attention_grad: Any, *, prefix_tokens: int = 1, gri
         Post-softmax attention, rows = queries.
     attention_grad : array_like, the shape of ``attention``
         ``d(target logit)/dA`` of every layer (post-softmax), in forward layer order.
+    axis : {"columns", "rows"}, default "columns"
+        ``"columns"``: a score per key token, the mean over query rows (the spec's reading of the paper);
+        ``"rows"``: a score per query token, the mean over keys (``--grad-sam-axis rows``).
     prefix_tokens, grid, patches_only, scale, strict
         See the module documentation.
 
@@ -407,7 +410,8 @@ def grad_sam(attention: Any, attention_grad: Any, *, prefix_tokens: int = 1, gri
     numpy.ndarray, float64, ``[N]`` (``[N - prefix_tokens]`` with ``patches_only``)
     """
     att, grad = _gradient_stacks(attention, attention_grad)
-    result, warning = _attnlens.grad_sam(att, grad, **_common(prefix_tokens, grid, patches_only, scale, strict))
+    result, warning = _attnlens.grad_sam(att, grad, axis=_choice(axis, "axis"),
+                                         **_common(prefix_tokens, grid, patches_only, scale, strict))
     _warn(warning)
     return result
 

@@ -555,7 +555,7 @@ def _check_methods(methods: Union[str, Sequence[str]]) -> List[str]:
 def explain(model: nn.Module, inputs: Any, methods: Union[str, Sequence[str]] = ("rollout",),
             target: Optional[int] = None, *, query_row: int = 0, fusion: str = "mean", discard_ratio: float = 0.0,
             grad_discard_ratio: float = 0.9, mode: str = "abnar", reference: bool = False, residual: str = "half",
-            start_layer: int = 0, layer: int = -1, threshold: Optional[float] = None,
+            start_layer: int = 0, layer: int = -1, threshold: Optional[float] = None, grad_sam_axis: str = "columns",
             return_capture: bool = False, **capture_options: Any):
     """Explains one input: each method's relevance over the patches (or tokens), as ``attnlens explain`` writes it.
 
@@ -584,6 +584,8 @@ def explain(model: nn.Module, inputs: Any, methods: Union[str, Sequence[str]] = 
         Layer of raw and heads.
     threshold : float or None
         heads: DINO's masks too (returned under ``"heads_masks"``).
+    grad_sam_axis : {"columns", "rows"}, default "columns"
+        grad-sam: a score per key token, or per query token (:func:`attnlens.grad_sam`).
     return_capture : bool, default False
         Also return the :class:`Capture`: ``(maps, capture)``.
     **capture_options
@@ -625,7 +627,7 @@ def explain(model: nn.Module, inputs: Any, methods: Union[str, Sequence[str]] = 
         elif name == "chefer":
             v = _al.chefer(a, cap.attention_grad, start_layer=start_layer, query_row=query_row, **common)
         elif name == "grad-sam":  # every query row counts: query_row does not apply
-            v = _al.grad_sam(a, cap.attention_grad, **common)
+            v = _al.grad_sam(a, cap.attention_grad, grad_sam_axis, **common)
         else:  # heads
             if grid is None:
                 raise ValueError("method heads needs a patch grid (an image model); pass grid=(rows, cols)")

@@ -205,9 +205,10 @@ Result chefer(py::array attention, py::array gradient, int start_layer, const Co
   return {to_numpy(std::move(r.array)), warning};
 }
 
-Result grad_sam(py::array attention, py::array gradient, const Common& c) {
-  StackSettings s;
+Result grad_sam(py::array attention, py::array gradient, const std::string& axis, const Common& c) {
+  GradSamSettings s;
   apply(c, s);
+  s.axis = parse_grad_sam_axis(axis);
   StackInput in, grad;
   std::string warning = load_attention(std::move(attention), c.strict, in);
   load_gradient(std::move(gradient), "attention_grad", grad);
@@ -346,12 +347,13 @@ void bind_stack_methods(py::module_& m) {
       "core attention_chefer: (result, warning)");
   m.def(
       "grad_sam",
-      [](py::array a, py::array g, int prefix_tokens, const std::string& grid, bool patches_only,
-         const std::string& scale, bool strict) {
-        return grad_sam(std::move(a), std::move(g),
+      [](py::array a, py::array g, const std::string& axis, int prefix_tokens, const std::string& grid,
+         bool patches_only, const std::string& scale, bool strict) {
+        return grad_sam(std::move(a), std::move(g), axis,
                         make_common(prefix_tokens, grid, std::nullopt, patches_only, scale, strict));
       },
-      py::arg("attention"), py::arg("gradient"), py::kw_only(), py::arg("prefix_tokens") = 1, py::arg("grid") = "",
+      py::arg("attention"), py::arg("gradient"), py::kw_only(), py::arg("axis") = "columns",
+      py::arg("prefix_tokens") = 1, py::arg("grid") = "",
       py::arg("patches_only") = false, py::arg("scale") = "none", py::arg("strict") = false,
       "core attention_grad_sam: (result, warning)");
   m.def("_time_flow", &time_flow, py::arg("attention"), py::arg("scope") = "cls", py::arg("threads") = 1,

@@ -506,6 +506,12 @@ TEST(GradSam, OneHeadIsTheColumnMeanOfAttentionTimesPositiveGradient) {
   const Array g2 = make({2, 2, 2, 2}, {2.0, -1.0, -3.0, 4.0, 2.0, -1.0, -3.0, 4.0, 2.0, -1.0, -3.0, 4.0, 2.0, -1.0,
                                        -3.0, 4.0});
   expect_near(grad_sam(AttentionView::of(a2), AttentionView::of(g2)).data, {0.25, 1.0}, 1e-15);
+  // axis = rows: one score per query token, the row mean: row 0 (0.25*2 + 0)/2, row 1 (0 + 0.5*4)/2.
+  expect_near(grad_sam(AttentionView::of(a), AttentionView::of(g), GradSamAxis::Rows).data, {0.25, 1.0}, 1e-15);
+  const Array g3 = make({1, 1, 2, 2}, {2.0, 4.0, -3.0, 1.0});  // rows (0.5+3)/2, 0.5/2; columns 0.5/2, (3+0.5)/2
+  expect_near(grad_sam(AttentionView::of(a), AttentionView::of(g3), GradSamAxis::Rows).data, {1.75, 0.25}, 1e-15);
+  expect_near(grad_sam(AttentionView::of(a), AttentionView::of(g3)).data, {0.25, 1.75}, 1e-15);
+  EXPECT_THROW(parse_grad_sam_axis("keys"), InputError);
 }
 
 // AG-CAM's worked example (spec 17.3): L = 2, H = 2, N = 3, the CLS row only.

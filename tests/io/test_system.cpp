@@ -34,9 +34,18 @@ TEST(FreeCores, OnThisMachineBetweenOneAndAllCores) {
   EXPECT_LE(n, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
+// GCC says AddressSanitizer with __SANITIZE_ADDRESS__, clang with __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define ATTNLENS_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATTNLENS_TEST_ASAN 1
+#endif
+#endif
+
 #if defined(__GLIBC__)
 TEST(KeepFreedMemory, LargeBlocksComeFromTheHeapNotFreshMappings) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(ATTNLENS_TEST_ASAN)
   GTEST_SKIP() << "AddressSanitizer's allocator replaces glibc's (its mallopt does nothing)";
 #endif
   ASSERT_TRUE(keep_freed_memory());

@@ -132,7 +132,8 @@ TEST(WordPieceBasic, InvalidUtf8IsAnInputErrorWithTheOffset) {
       {"\xf4\x90\x80\x80", "byte offset 0"},        // above U+10FFFF
       {"ok\xff", "byte offset 2"},                  // never valid
   };
-  for (const auto& [text, where] : cases) {
+  for (const auto& [bytes, where] : cases) {
+    const std::string text = bytes;  // a lambda may not capture a structured binding before C++20 (clang)
     const std::string message = input_error([&] { tok.basic_tokenize(text); });
     EXPECT_NE(message.find("text is not valid UTF-8"), std::string::npos) << message;
     EXPECT_NE(message.find(where), std::string::npos) << message;

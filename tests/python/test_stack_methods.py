@@ -274,5 +274,9 @@ def test_grad_sam_is_the_mean_of_attention_times_positive_gradient():
     np.testing.assert_allclose(attnlens.grad_sam(att, grad, grid=(2, 2)), want, rtol=1e-13, atol=0)
     np.testing.assert_allclose(attnlens.grad_sam(att, grad, grid=(2, 2), patches_only=True, scale="max"),
                                want[1:] / want[1:].max(), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(attnlens.grad_sam(att, grad, "rows", grid=(2, 2)),
+                               (att * np.maximum(grad, 0)).mean(axis=(0, 1, 3)), rtol=1e-13, atol=0)
     with pytest.raises(attnlens.InputError, match="gradient stack must have the attention's shape"):
         attnlens.grad_sam(att, grad[:, :, :4, :4], grid=(2, 2))
+    with pytest.raises(attnlens.InputError, match="grad-sam-axis must be columns"):
+        attnlens.grad_sam(att, grad, "keys", grid=(2, 2))
