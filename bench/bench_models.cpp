@@ -10,8 +10,12 @@
 //   blankout-chunks16  the same in forward passes of 16 images                                  -> ratio to the above
 //   forward-1, forward+backward-1   one image's forward, and its forward + backward (the passes the methods below
 //                      are made of)
+//   forward+backward+gamma-1   that forward + backward plus the two products zennit's Gamma adds per hooked layer
+//                      (patch conv, fc1 and fc2 of every block, head: L(|x|; |w|) and Lᵀ(u; |w|) at their shapes; the
+//                      MLP width taken as 4x, the benchmarked models'): the passes attnlrp and cp-lrp need
 //   agcam, attnlrp, cp-lrp, chefer-lrp, bi-attn, bi-attn-token, atman   the methods that run the model again, per
-//                      image -> ratio to the passes each needs: one forward+backward (agcam, the LRPs), 1 + steps
+//                      image -> ratio to the passes each needs: one forward+backward (agcam, chefer-lrp), the above
+//                      (attnlrp, cp-lrp with their default Gammas), 1 + steps
 //                      forward+backward (Beyond Intuition, its path in batches of 16), 1 + patches forwards (AtMan,
 //                      in batches of 16)
 // Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]; MODEL_DIR holds any image family.
@@ -19,6 +23,7 @@
 // this and times the same model in PyTorch eager for the predict comparison.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -43,7 +48,39 @@ int g_patches = 0;
 
 enum class Kind {
   Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut, BlankOut16,
-  ForwardOne, ForwardBackwardOne, ModelMethod
+  ForwardOne, ForwardBackwardOne, ForwardBackwardGammaOne, ModelMethod
+};
+
+// The products Gamma's backward adds to a plain backward, per hooked layer (models/forward_rules.cpp): the magnitude
+// L(|x|; |w|) and the second transposed product Lᵀ(u⁺ − u⁻; |w|), on random operands of the layers' shapes.
+struct GammaProducts {
+  torch::Tensor image, conv_w, conv_u, tokens, fc1_w, hidden, fc2_w, head_x, head_w, head_u;
+  int depth = 0, patch = 0;
+  explicit GammaProducts(const attnlens::ImageModelConfig& c) : depth(c.depth), patch(c.patch_size) {
+    const int64_t d = c.embed_dim, n = c.tokens(), h = 4 * d;
+    image = torch::rand({1, c.in_chans, c.image_height, c.image_width});
+    conv_w = torch::rand({d, c.in_chans, c.patch_size, c.patch_size});
+    conv_u = torch::randn({1, d, c.grid_h(), c.grid_w()});
+    tokens = torch::rand({1, n, d});
+    fc1_w = torch::rand({h, d});
+    hidden = torch::rand({1, n, h});
+    fc2_w = torch::rand({d, h});
+    head_x = torch::rand({1, d});
+    head_w = torch::rand({std::max(c.num_classes, 1), d});
+    head_u = torch::randn({1, std::max(c.num_classes, 1)});
+  }
+  void run() const {
+    benchmark::DoNotOptimize(torch::conv2d(image, conv_w, {}, patch));
+    benchmark::DoNotOptimize(torch::conv_transpose2d(conv_u, conv_w, {}, patch));
+    for (int b = 0; b < depth; ++b) {
+      benchmark::DoNotOptimize(torch::linear(tokens, fc1_w));  // fc1: L(|x|; |w|), then Lᵀ(u; |w|)
+      benchmark::DoNotOptimize(hidden.matmul(fc1_w));
+      benchmark::DoNotOptimize(torch::linear(hidden, fc2_w));  // fc2
+      benchmark::DoNotOptimize(tokens.matmul(fc2_w));
+    }
+    benchmark::DoNotOptimize(torch::linear(head_x, head_w));
+    benchmark::DoNotOptimize(head_u.matmul(head_w));
+  }
 };
 
 // One image's explanation by a method that runs the model itself, or one image's forward (+ backward).
@@ -53,8 +90,12 @@ void run_one(benchmark::State& state, Kind kind, const std::string& method) {
   torch::manual_seed(0);
   const auto image = torch::randn({3, c.image_height, c.image_width});
   const auto method_ptr = kind == Kind::ModelMethod ? attnlens::make_model_method(method, {}) : nullptr;
+  const GammaProducts gamma(c);
   for (auto _ : state) {
-    if (kind == Kind::ForwardOne)
+    if (kind == Kind::ForwardBackwardGammaOne) {
+      benchmark::DoNotOptimize(model->capture(image.unsqueeze(0), {-1}).input_grad);
+      gamma.run();
+    } else if (kind == Kind::ForwardOne)
       benchmark::DoNotOptimize(model->forward(image.unsqueeze(0)));
     else if (kind == Kind::ForwardBackwardOne)
       benchmark::DoNotOptimize(model->capture(image.unsqueeze(0), {-1}).input_grad);
@@ -134,17 +175,19 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ratio("blankout", "forward-occlusion");
     ratio("blankout-chunks16", "forward-occlusion");
     const auto f1 = millis_.find("forward-1"), fb1 = millis_.find("forward+backward-1");
-    if (f1 != millis_.end() && fb1 != millis_.end()) {
-      std::printf("\none image: forward %.2f ms, forward+backward %.2f ms; each method / the passes it needs:\n",
-                  f1->second, fb1->second);
+    const auto fbg1 = millis_.find("forward+backward+gamma-1");
+    if (f1 != millis_.end() && fb1 != millis_.end() && fbg1 != millis_.end()) {
+      std::printf("\none image: forward %.2f ms, forward+backward %.2f ms, with Gamma's products %.2f ms; each method "
+                  "/ the passes it needs (and / forward+backward):\n", f1->second, fb1->second, fbg1->second);
       const std::pair<const char*, double> needs[] = {
-          {"agcam", fb1->second},         {"attnlrp", fb1->second},        {"cp-lrp", fb1->second},
+          {"agcam", fb1->second},         {"attnlrp", fbg1->second},       {"cp-lrp", fbg1->second},
           {"chefer-lrp", fb1->second},    {"bi-attn", 21 * fb1->second},   {"bi-attn-token", 21 * fb1->second},
           {"atman", (1 + g_patches) * f1->second}};
       for (const auto& [name, passes] : needs) {
         const auto m = millis_.find(name);
         if (m != millis_.end())
-          std::printf("%-34s %8.2f ms / %8.2f ms = %.3fx\n", name, m->second, passes, m->second / passes);
+          std::printf("%-34s %8.2f ms / %8.2f ms = %.3fx (%.3fx)\n", name, m->second, passes, m->second / passes,
+                      m->second / fb1->second);
       }
     }
     const auto f = millis_.find("forward");
@@ -184,6 +227,9 @@ int main(int argc, char** argv) {
   }
   benchmark::RegisterBenchmark("forward-1", run_one, Kind::ForwardOne, "")->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("forward+backward-1", run_one, Kind::ForwardBackwardOne, "")
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
+  benchmark::RegisterBenchmark("forward+backward+gamma-1", run_one, Kind::ForwardBackwardGammaOne, "")
       ->Unit(benchmark::kMillisecond)
       ->MinTime(2.0);
   for (const auto& name : attnlens::model_method_names())

@@ -167,6 +167,7 @@ nlohmann::json method_settings_json(const MethodSettings& s) {
           {"gamma_conv", s.gamma_conv},
           {"gamma_linear", s.gamma_linear},
           {"gamma_attention_projections", s.gamma_attention_projections},
+          {"lrp_epsilon", s.lrp_epsilon},
           {"atman_factor", s.atman_factor},
           {"atman_threshold", std::isfinite(s.atman_threshold) ? nlohmann::json(s.atman_threshold) : nlohmann::json()},
           {"batch", s.batch},
@@ -272,7 +273,8 @@ void run_evaluate(const EvaluateState& st) {
                              {"metrics", st.metrics},
                              {"rows", evaluator.row_names()},
                              {"settings", method_settings_json(plan.settings)},
-                             {"gallery", st.gallery}};
+                             {"gallery", st.gallery},
+                             {"saved_folders", nlohmann::json::array({"gallery"})}};
   identity.update(image_run_json(st.model, st.data, st.limit, st.shuffle, st.seed));
   // Each image alone, its rows and (for the first --gallery images) every row's map over the picture, saved in the
   // part so that the report can be drawn from the folder.

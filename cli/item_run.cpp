@@ -72,12 +72,17 @@ RunIdentity identity_of(const fs::path& out) {
   throw InputError(out.string() + ": no run here (no run.json, and no shard-K-of-N folder with one)");
 }
 
-// Removes what an earlier run left in `out` (its shards, its table, its saved pictures), so that a fresh run does
-// not merge them.
-void clear_parts(const fs::path& out, const std::string& table) {
+// Removes what an earlier run left in `out` (its shards, its table, the folders its kind saves), so that a fresh run
+// does not merge them.
+void clear_parts(const fs::path& out, const RunIdentity& id, const std::string& table) {
   for (const fs::path& dir : shard_folders(out)) fs::remove_all(dir);
   fs::remove(out / table);
-  fs::remove_all(out / "gallery");
+  for (const auto& folder : id.value("saved_folders", nlohmann::json::array())) {
+    const fs::path name = folder.get<std::string>();
+    if (name.empty() || name.is_absolute() || name.has_parent_path() || name == "." || name == "..")
+      throw std::logic_error("saved_folders names folders directly in the part");
+    fs::remove_all(out / name);
+  }
 }
 
 std::string error_text(const std::exception_ptr& failure) {
@@ -114,7 +119,7 @@ RunTable run_table_of(const RunIdentity& id) {
 
 void register_run_kind(const std::string& kind, RunFinisher finisher) { finishers()[kind] = std::move(finisher); }
 
-void run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunction& compute) {
+std::optional<std::string> run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunction& compute) {
   Processes& job = Processes::job();
   const std::optional<WorkShare> shard = o.shard.empty() ? std::nullopt : std::optional(WorkShare::parse(o.shard));
   if (shard && job.distributed())
@@ -136,7 +141,7 @@ void run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunctio
         if (shard) {
           fs::remove_all(part);
         } else {
-          clear_parts(out, table.name);
+          clear_parts(out, id, table.name);
         }
       }
       fs::create_directories(out);
@@ -209,7 +214,10 @@ void run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunctio
   if (job.distributed()) {
     const std::vector<std::string> outcomes = job.gather_outcomes(failure ? error_text(failure) : "");
     if (failure) std::rethrow_exception(failure);
-    if (job.rank() != 0) return;
+    if (job.rank() != 0) {  // every part is written now; the others need the table for a next stage only
+      const RunRows have = read_run_parts(find_run_parts(out.string(), table.name), table, identity);
+      return have.missing.empty() ? std::optional(have.table_text(table)) : std::nullopt;
+    }
     std::string failed;
     for (std::size_t r = 0; r < outcomes.size(); ++r)
       if (!outcomes[r].empty())
@@ -220,7 +228,7 @@ void run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunctio
       throw InputError(failed + "; " + missing_items_message(have.missing, table, parts, out.string()) +
                        "; the finished items are in " + out.string() + ": run again with --resume");
     finish(out, id, parts, have, torch::get_num_threads(), o.quiet);
-    return;
+    return have.table_text(table);
   }
   const std::vector<RunPart> parts = find_run_parts(out.string(), table.name);
   const RunRows have = read_run_parts(parts, table, identity);
@@ -231,16 +239,10 @@ void run_items(const ItemRunOptions& o, const RunIdentity& id, const UnitFunctio
                 << have.missing.size() << " of " << table.items
                 << " items are in other shards still: when all are done, "
                 << id.value("when_complete", "attnlens merge " + out.string()) << std::endl;
-    return;
+    return std::nullopt;
   }
   finish(out, id, parts, have, shard ? std::nullopt : std::optional<int>(torch::get_num_threads()), o.quiet);
-}
-
-std::optional<std::string> completed_table(const std::string& out, const RunIdentity& id) {
-  const RunTable table = run_table_of(id);
-  const RunRows rows = read_run_parts(find_run_parts(out, table.name), table, id.dump());
-  if (!rows.missing.empty()) return std::nullopt;
-  return rows.table_text(table);
+  return have.table_text(table);
 }
 
 void merge_run(const std::string& out, bool quiet) {

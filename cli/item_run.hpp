@@ -30,7 +30,8 @@ struct ItemRunOptions {
 /// The run's identity (run.json): every setting and the data that decide its numbers, plus "kind" (which finisher
 /// merges it: "image", "text", "fgsm", "words", "prune"), "command" and "noun" (the progress bar's label and unit),
 /// "table" (run_table_json) and optionally "when_complete" (what a shard that finishes before the others tells the
-/// user to do next; default: attnlens merge OUT).
+/// user to do next; default: attnlens merge OUT) and "saved_folders" (folders of a part that only the units fill,
+/// such as evaluate's gallery/: a fresh run in OUT removes them with the table).
 using RunIdentity = nlohmann::json;
 
 nlohmann::json run_table_json(const RunTable& table);
@@ -60,13 +61,12 @@ using UnitFunction =
     std::function<std::vector<std::string>(std::size_t first, std::size_t count, const std::string& part_dir)>;
 
 /// Runs this process's share of the units (see the file comment) and, when the run is complete, merges it with the
-/// finisher registered for identity["kind"]. InputError for a foreign part, a --resume of another run, --shard
+/// finisher registered for identity["kind"]. Returns the merged table (header included) when the run is complete,
+/// on every MPI rank, for a command that runs in stages (prune) whose next stage needs the whole of the last one;
+/// nothing while other shards are still missing. InputError for a foreign part, a --resume of another run, --shard
 /// under mpirun; at MPI rank 0, for ranks that failed (naming the items still missing, which --resume fills).
-void run_items(const ItemRunOptions& options, const RunIdentity& identity, const UnitFunction& compute);
-
-/// The merged table (header included) of the run with this identity in `out` when no item is missing, else
-/// nothing: for a command that runs in stages (prune), whose next stage needs the whole of the last one.
-std::optional<std::string> completed_table(const std::string& out, const RunIdentity& identity);
+std::optional<std::string> run_items(const ItemRunOptions& options, const RunIdentity& identity,
+                                     const UnitFunction& compute);
 
 /// Merges the parts of the run in `out` (its identity read from them): InputError naming missing items and shards,
 /// or a foreign part.

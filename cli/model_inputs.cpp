@@ -154,6 +154,9 @@ void add_relevance_options(CLI::App* app, MethodSettings& s, std::string& atman_
   g->add_flag("--gamma-attention-projections", s.gamma_attention_projections,
               "attnlrp/cp-lrp: Gamma also on qkv and the attention output projection (LXT's torchvision ViT never "
               "reaches them)");
+  g->add_option("--lrp-epsilon", s.lrp_epsilon,
+                "attnlrp/cp-lrp: the epsilon rule on the linear layers without Gamma, R_x = x * W^T (R_z / (z + "
+                "eps sign z)) (default 0: LXT's efficient form, the plain z-rule; images and text)");
   g->add_option("--chefer-lrp-variant", s.chefer_lrp_variant,
                 "chefer-lrp: transformer_attribution (default: the paper's map, from --start-layer), rollout (of the "
                 "LRP attention relevance), last_layer, or full (pixel LRP summed over each patch)");

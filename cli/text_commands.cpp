@@ -315,12 +315,6 @@ struct PruneState {
   bool quiet = false;
 };
 
-std::string number_17(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips: the split run sums what one process sums
-  return buf;
-}
-
 // Reads the [L,H] importances (rows "attattr", "attention" per text) of prune's first stage and sums them in text
 // order, as one process does.
 HeadImportance summed_importance(const std::string& table_text, const RunTable& table, int L, int H) {
@@ -445,18 +439,18 @@ void run_prune(const PruneState& st) {
                             {"when_complete", "run every shard again with --resume to measure the accuracies"}};
   importance_id.update(common);
   const std::string stage1 = (fs::path(st.output) / "importance").string();
-  run_items({stage1, st.resume, st.shard, st.quiet}, importance_id, [&](std::size_t i, std::size_t, const std::string&) {
+  const std::optional<std::string> importance_text =
+      run_items({stage1, st.resume, st.shard, st.quiet}, importance_id, [&](std::size_t i, std::size_t, const std::string&) {
     const HeadImportance imp = text_head_importance(tm, texts, i, attattr_options);
     std::string rows;
     for (const auto& [kind, a] : {std::pair<const char*, const Array*>{"attattr", &imp.attattr},
                                   std::pair<const char*, const Array*>{"attention", &imp.attention}}) {
       rows += std::to_string(i) + "," + kind;
-      for (double v : a->data) rows += "," + number_17(v);
+      for (double v : a->data) rows += "," + format_csv_number(v);
       rows += "\n";
     }
     return std::vector<std::string>{rows};
   });
-  const std::optional<std::string> importance_text = completed_table(stage1, importance_id);
   if (!importance_text) return;  // a shard before the others: run_items said what to do next
   const HeadImportance sum = summed_importance(*importance_text, importance_table, L, H);
   const auto orders = pruning_orders(sum.attattr, sum.attention, static_cast<std::uint64_t>(st.seed));

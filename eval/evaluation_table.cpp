@@ -29,12 +29,6 @@ auto scalar_fields(Scores& m) {
                     &m.saco,         &m.word_attack_auc};
 }
 
-std::string number(double v) {
-  if (!std::isfinite(v)) return "";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips exactly: a merged or resumed run equals one process
-  return buf;
-}
 
 void append_series(std::vector<std::string>& header, const char* prefix, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) header.push_back(prefix + std::to_string(i));
@@ -59,10 +53,10 @@ std::string evaluation_csv_rows(const ImageScores& im) {
   std::ostringstream out;
   for (const MethodScores& m : im.methods) {
     out << im.index << "," << csv_field(im.id) << "," << im.label << "," << im.predicted << ","
-        << number(im.probability) << "," << csv_field(m.method);
-    for (const double* v : scalar_fields(m)) out << "," << number(*v);
+        << format_csv_number(im.probability) << "," << csv_field(m.method);
+    for (const double* v : scalar_fields(m)) out << "," << format_csv_number(*v);
     const auto series = [&](const std::vector<double>& values, std::size_t n) {
-      for (std::size_t i = 0; i < n; ++i) out << "," << (i < values.size() ? number(values[i]) : "");
+      for (std::size_t i = 0; i < n; ++i) out << "," << (i < values.size() ? format_csv_number(values[i]) : "");
     };
     series(m.deletion_curve, curve_fractions().size());
     series(m.insertion_curve, curve_fractions().size());
@@ -174,7 +168,7 @@ std::string summary_csv(const EvaluationSummary& s) {
     out += csv_field(row.method);
     for (const auto& n : summary_scalar_names()) {
       const MeanStd& m = row.scalars.at(n);
-      out += "," + number(m.mean) + "," + number(m.std) + "," + std::to_string(m.count);
+      out += "," + format_csv_number(m.mean) + "," + format_csv_number(m.std) + "," + std::to_string(m.count);
     }
     out += "\n";
   }

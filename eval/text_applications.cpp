@@ -229,8 +229,9 @@ WordAttackText WordAttack::attack(const LabelledTexts& texts, std::size_t i) con
   const auto& e = texts.encoded.at(i);
   const auto& ids = e.encoding.ids;
   WordAttackText out;
-  out.clean = predict_classes(tm, {ids}).at(0);
-  const auto scores = scorer_->score(e, out.clean);
+  // The scorer's one capture gives the clean prediction too: the scores explain the predicted class.
+  const auto scores = scorer_->score(e, -1);
+  out.clean = scores.target;
   // Candidate positions: the words, not [CLS]/[SEP].
   std::vector<int> positions;
   for (size_t t = 0; t < ids.size(); ++t)

@@ -107,6 +107,18 @@ std::string what_it_is(const ImageModelConfig& c) {
   return c.family + " model with " + c.prefix_description() + " prefix tokens";
 }
 
+// The forward's logits and its attention matrices (still in the graph), with the ordinary gradient of the raw
+// target logit with respect to each (nothing else accumulates a gradient).
+void record_forward(AttentionTrace& t, const torch::Tensor& logits, const std::vector<torch::Tensor>& attention,
+                    std::int64_t target) {
+  const auto grads = torch::autograd::grad({logits[0][target]}, attention);
+  t.logits = logits.detach();
+  for (std::size_t b = 0; b < attention.size(); ++b) {
+    t.attention.push_back(attention[b].detach()[0]);
+    t.attention_grad.push_back(grads[b][0]);
+  }
+}
+
 void check_fits(const ImageModelConfig& c) {
   if (!one_cls_head(c))
     throw InputError("chefer-lrp needs a ViT with one CLS head (timm ViT/DeiT, DeiT III); this is a " +
@@ -172,16 +184,8 @@ Trace trace(const ImageClassifier& model, const torch::Tensor& image, std::int64
   }
   const auto final_tokens = torch::layer_norm(x, {D}, bb->norm_w, bb->norm_b, eps);
   const auto cls_features = final_tokens.select(1, 0);
-  const auto logits = torch::linear(cls_features, head_w, head_b);
-  // The ordinary gradient of the raw logit with respect to each A (nothing else accumulates a gradient).
-  const auto grads = torch::autograd::grad({logits[0][target]}, attention);
-
   Trace t;
-  t.logits = logits.detach();
-  for (std::size_t b = 0; b < attention.size(); ++b) {
-    t.attention.push_back(attention[b].detach()[0]);
-    t.attention_grad.push_back(grads[b][0]);
-  }
+  record_forward(t, torch::linear(cls_features, head_w, head_b), attention, target);
 
   // ---- relevance pass (spec 15.4) ----
   torch::NoGradGuard no_grad;
@@ -297,15 +301,8 @@ TextTrace trace_text(const TextClassifier& model, const TextBatch& text, std::in
   }
   const auto first = x.select(1, 0);
   const auto pooled = plain.activation(torch::linear(first, head.dense_w, head.dense_b), head.activation);
-  const auto logits = torch::linear(pooled, head.out_w, head.out_b);
-  const auto grads = torch::autograd::grad({logits[0][target]}, attention);
-
   TextTrace t;
-  t.logits = logits.detach();
-  for (std::size_t l = 0; l < attention.size(); ++l) {
-    t.attention.push_back(attention[l].detach()[0]);
-    t.attention_grad.push_back(grads[l][0]);
-  }
+  record_forward(t, torch::linear(pooled, head.out_w, head.out_b), attention, target);
 
   // ---- relevance pass: classifier, pooler (activation: identity), IndexSelect(token 0), then the layers ----
   torch::NoGradGuard no_grad;

@@ -41,13 +41,17 @@ enum class Variant { TransformerAttribution, Rollout, LastLayer, Full };
 /// transformer_attribution, rollout, last_layer, full; InputError listing them for another name.
 Variant parse_variant(const std::string& name);
 
-/// One forward, one backward and one relevance pass of an image for a class.
-struct Trace {
+/// What the image and the text passes both give: one forward, one backward and one relevance pass for a class.
+struct AttentionTrace {
   torch::Tensor logits;  ///< [1, C] of the method's own forward pass
-  /// Per block [H, N, N]: the attention A, d(logit)/dA, and R_A, the halved LRP relevance of A (attn_cam).
+  /// Per block (layer) [H, N, N]: the attention A, d(logit)/dA, and R_A, the halved LRP relevance of A (attn_cam).
   std::vector<torch::Tensor> attention, attention_grad, attention_relevance;
+  torch::Tensor head_relevance;  ///< [D], the relevance of the head's input (the final CLS / first-token features)
+};
+
+/// An image's passes.
+struct Trace : AttentionTrace {
   std::vector<torch::Tensor> block_relevance;  ///< per block the relevance of its input x, [N, D]
-  torch::Tensor head_relevance;                ///< [D], the relevance of the head's input (the final CLS features)
   /// Full pass only: the top-level Add's parts (the tokens [N, D], or the patches [G, D] for DeiT III whose CLS has
   /// no position embedding; the position embeddings) and the input's relevance summed over channels, [H, W].
   torch::Tensor token_relevance, position_relevance, pixel_relevance;
@@ -62,12 +66,8 @@ Array patch_map(const Trace& trace, Variant variant, int start_layer, const Imag
 
 /// The same passes over a text classifier (spec 15.7, BERT_explainability; RoBERTa and DistilBERT by the same rules,
 /// their heads being BERT's pooler-and-classifier shape): one text, no padding.
-struct TextTrace {
-  torch::Tensor logits;  ///< [1, C]
-  /// Per layer [H, T, T]: A, d(logit)/dA and R_A (halved, as attn_cam).
-  std::vector<torch::Tensor> attention, attention_grad, attention_relevance;
+struct TextTrace : AttentionTrace {
   std::vector<torch::Tensor> layer_relevance;  ///< per layer the relevance of its input, [T, D]
-  torch::Tensor head_relevance;                ///< [D], the relevance of the first token's final hidden state
 };
 TextTrace trace_text(const TextClassifier& model, const TextBatch& text, std::int64_t target);
 /// The token scores [T] ([CLS]/[SEP] included) of a variant: transformer_attribution (the row-normalising rollout

@@ -3,7 +3,8 @@
 // (models/forward_rules.hpp), zennit's generalised Gamma on the patch embedding, feed-forward and head; the relevance
 // of each pixel is input x gradient summed over the channels, and a patch's relevance is the sum over its pixels.
 // LXT's ViT map is CP-LRP; AttnLRP's softmax rule on a ViT is a toolkit extension with no reference numbers. On text,
-// AttnLRP is LXT's BERT map and CP-LRP (which LXT has for ViT only) the same with q and k detached.
+// AttnLRP is LXT's BERT map and CP-LRP (which LXT has for ViT only) the same with q and k detached. --lrp-epsilon
+// turns the z-rule of the linear layers without Gamma into the paper's ε-rule (spec 14.10.1), on images and text.
 #include <cmath>
 
 #include "explain/model_method.hpp"
@@ -20,10 +21,13 @@ class Lrp : public ModelExplanationMethod {
     rules_.gamma_conv = s.gamma_conv;
     rules_.gamma_linear = s.gamma_linear;
     rules_.gamma_attention_projections = s.gamma_attention_projections;
+    rules_.epsilon = s.lrp_epsilon;
     if (!(s.gamma_conv >= 0 && std::isfinite(s.gamma_conv)))
       throw InputError("--gamma-conv must be a finite number >= 0 (0 = the plain z-rule)");
     if (!(s.gamma_linear >= 0 && std::isfinite(s.gamma_linear)))
       throw InputError("--gamma-linear must be a finite number >= 0 (0 = the plain z-rule)");
+    if (!(s.lrp_epsilon >= 0 && std::isfinite(s.lrp_epsilon)))
+      throw InputError("--lrp-epsilon must be a finite number >= 0 (0 = the plain z-rule)");
   }
   std::string name() const override { return kind_ == LrpRules::AttnLrp ? "attnlrp" : "cp-lrp"; }
 
@@ -43,6 +47,7 @@ class Lrp : public ModelExplanationMethod {
                                    std::int64_t target) const override {
     TextIntervention iv;
     iv.rules.lrp = kind_;
+    iv.rules.epsilon = rules_.epsilon;
     const torch::Tensor sum = model.embed(text).detach().requires_grad_(true);
     model.classify_embeddings(sum, text.attention_mask, iv)[0][target].backward();
     const torch::Tensor scores = (model.word_embeddings(text) * sum.grad()).sum(-1)[0];

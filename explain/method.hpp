@@ -49,6 +49,8 @@ struct MethodSettings {
   double gamma_conv = 0.25;      ///< attnlrp, cp-lrp: Gamma on the patch embedding (toolkit choice; 0 = none)
   double gamma_linear = 0.05;    ///< attnlrp, cp-lrp: Gamma on the feed-forward linears and the head (0 = none)
   bool gamma_attention_projections = false;  ///< attnlrp, cp-lrp: Gamma also on qkv and the output projection
+  /// attnlrp, cp-lrp: the ε-rule's ε on the linear layers without Gamma (spec 14.10.1; 0 = LXT's z-rule)
+  double lrp_epsilon = 0.0;
   double atman_factor = 0.1;     ///< atman: the suppressed key column's multiplier m
   /// atman: cosine similarity from which other tokens are suppressed with the explained one (the reference's 0.6);
   /// NaN = the token alone

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.hpp"
+#include "io/csv_record.hpp"
 #include "io/npy.hpp"
 
 namespace attnlens {
@@ -20,26 +21,10 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string number(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
-// RFC 4180 quoting, so an odd dimension name cannot shift the columns.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string encode_csv(const Array& a, const DimNames& dims) {
   std::string out;
-  if (a.rank() == 0) return "value\n" + number(a.data.at(0)) + "\n";
+  if (a.rank() == 0) return "value\n" + format_csv_number(a.data.at(0)) + "\n";
 
   const std::size_t lead = a.shape.size() - 1;
   const std::int64_t cols = a.shape.back();
@@ -56,7 +41,7 @@ std::string encode_csv(const Array& a, const DimNames& dims) {
     std::string line;
     for (std::size_t d = 0; d < lead; ++d) line += (d ? "," : "") + std::to_string(index[d]);
     const double* row = a.data.data() + r * cols;
-    for (std::int64_t j = 0; j < cols; ++j) line += (lead == 0 && j == 0 ? "" : ",") + number(row[j]);
+    for (std::int64_t j = 0; j < cols; ++j) line += (lead == 0 && j == 0 ? "" : ",") + format_csv_number(row[j]);
     out += line + "\n";
     for (std::size_t d = lead; d-- > 0;) {  // odometer over the leading dimensions
       if (++index[d] < a.shape[d]) break;

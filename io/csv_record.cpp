@@ -1,11 +1,19 @@
 #include "io/csv_record.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "core/array.hpp"
 
 namespace attnlens {
+
+std::string format_csv_number(double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
 
 bool next_csv_record(const std::string& text, std::size_t& pos, std::vector<std::string>& fields) {
   fields.assign(1, "");

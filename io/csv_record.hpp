@@ -1,4 +1,4 @@
-// Reading back the CSV tables attnlens writes (RFC 4180 quoting, as csv_field writes it), one record at a time, so
+// Writing numbers into, and reading back, the CSV tables attnlens writes (RFC 4180 quoting, as csv_field writes it), one record at a time, so
 // that a table which an interrupted run left with a half-written last line can still be read up to that line.
 #pragma once
 
@@ -15,6 +15,10 @@ namespace attnlens {
 /// commas, quotes (doubled) and newlines; '\r' outside quotes is dropped. False when the text ends before the
 /// record's newline (a line cut short), `pos` then being the text's end.
 bool next_csv_record(const std::string& text, std::size_t& pos, std::vector<std::string>& fields);
+
+/// A number as the tables write it: 17 significant digits, which read back to the same double (so a merged or
+/// resumed run sums exactly what one process sums); "" for NaN and infinities (a missing value).
+std::string format_csv_number(double v);
 
 /// A number field: NaN for an empty field (how the tables write a missing value); InputError naming `where` for
 /// anything strtod does not consume entirely.

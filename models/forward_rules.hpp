@@ -14,7 +14,7 @@
 ATTNLENS_API_BEGIN
 namespace attnlens {
 
-/// Relevance rules of one backward pass (spec 14.2). Both keep every parameter frozen and need no ε.
+/// Relevance rules of one backward pass (spec 14.2). Both keep every parameter frozen.
 enum class LrpRules {
   None,     ///< the plain model
   /// AttnLRP: LayerNorm's σ a constant, the identity rule on activations, the gradients of the products q kᵀ and
@@ -39,6 +39,10 @@ struct ForwardRules {
   /// Also Gamma(gamma_linear) on qkv and the attention output projection. LXT's torchvision ViT never reaches them
   /// (its attention bypasses the module calls), so its reference maps have them off.
   bool gamma_attention_projections = false;
+  /// The ε-rule on the linear layers and the patch embedding that have no Gamma (spec 14.10.1): the gradient at
+  /// their output z is scaled by z / (z + ε·sign(z)), sign(0) = +1, so R_x = x ⊙ Wᵀ(R_z / (z + ε·sign(z))). 0 (the
+  /// default) is LXT's efficient form, the plain z-rule. LRP only.
+  double epsilon = 0.0;
   /// AG-CAM: each block's attention input (the norm1 output) is detached and made a leaf, so no gradient flows from
   /// an attention branch into the layers below while dy/dA is still defined.
   bool detach_attention_input = false;
@@ -58,17 +62,18 @@ struct ForwardRules {
                            double eps) const;
   /// The activation; under LRP with the identity rule (backward: grad * φ(h) / (h + 1e-10), spec 14.2 a).
   torch::Tensor activation(const torch::Tensor& h, Activation kind) const;
-  /// x Wᵀ + b; under LRP with Gamma where the site has one.
+  /// x Wᵀ + b; under LRP with Gamma where the site has one, else with the ε-rule when epsilon > 0.
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                        LinearSite site) const;
-  /// The patch embedding conv2d (stride = kernel); under LRP with Gamma(gamma_conv) when it is > 0.
+  /// The patch embedding conv2d (stride = kernel); under LRP with Gamma(gamma_conv) when it is > 0, else with the
+  /// ε-rule when epsilon > 0.
   torch::Tensor patch_conv(const torch::Tensor& images, const torch::Tensor& weight, const torch::Tensor& bias,
                            std::int64_t stride) const;
   /// A bilinear product's output whose gradient AttnLRP halves (the uniform rule); unchanged otherwise.
   torch::Tensor bilinear_product(const torch::Tensor& product) const;
   /// x / ‖x‖ over the last dimension; under LRP with the norm a constant (CLIP's cosine head).
   torch::Tensor normalize(const torch::Tensor& x) const;
-  /// InputError for a negative or non-finite gamma, or AtMan factors outside [0, 1].
+  /// InputError for a negative or non-finite gamma or epsilon, or AtMan factors outside [0, 1].
   void check() const;
 };
 
@@ -79,6 +84,8 @@ torch::Tensor gamma_linear(const torch::Tensor& x, const torch::Tensor& weight, 
 /// The same for a conv2d with stride = kernel size and no padding (the patch embedding).
 torch::Tensor gamma_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                            double gamma, std::int64_t stride);
+/// z unchanged, with the ε-rule's backward: the incoming gradient times z / (z + ε·sign(z)), sign(0) = +1.
+torch::Tensor epsilon_rule(const torch::Tensor& z, double epsilon);
 /// φ(h) with the identity rule's backward.
 torch::Tensor identity_rule(const torch::Tensor& h, Activation kind);
 /// φ(h) with its ordinary backward.

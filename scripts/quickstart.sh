@@ -17,7 +17,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(cmake g++ ninja-build libcli11-dev nlohmann-json3-dev liblemon-dev libgtest-dev libbenchmark-dev
           libtorch-dev libopencv-dev libopenblas0-openmp libutf8proc-dev zlib1g-dev graphviz
           python3 python3-numpy python3-scipy python3-networkx python3-torch python3-torchvision dataset-fashion-mnist
-          python3-regex
+          python3-regex python3-html5lib
           python3-dev pybind11-dev python3-pybind11 python3-venv python3-pip python3-setuptools python3-wheel python3-pytest
           chromium python3-websocket clang libclang-rt-14-dev time libopenmpi-dev openmpi-bin)
 

@@ -17,8 +17,11 @@ on a random BERT (3 layers, 4 heads), the bundled sentiment-bert and a random Di
 is BERT's shape with ReLU). The reference is checked for conservation first (spec 15.9 test 1); negative controls
 (Add without rescaling, attention products not halved) must differ.
 
-Tolerance: max |attnlens - reference| <= 1e-5 * max |reference|, or twice the float32 reference's distance to the
-float64 one where that is larger (the residual Adds divide by sums that nearly cancel).
+Tolerance: attnlens (float32) against the float64 reference, max |attnlens - reference| <= 1e-5 * max |reference|,
+or three times the float32 reference's own distance to the float64 one where that is larger: the residual Adds
+divide by sums that nearly cancel, so float32 roundings scatter widely, and by how much depends on the CPU's BLAS
+kernels (on an AMD EPYC, attnlens' float32 map strays 1.4x as far as the float32 reference's on the random BERT, and
+the two float32 maps 2.4x as far from each other).
 
     /usr/bin/python3 tests/cross/chefer_lrp_text_vs_pytorch.py build/attnlens [REPO_ROOT]
 """
@@ -150,9 +153,9 @@ def check_model(tag, p, family, heads, eps, folder, text, ids, tmp):
             got = text_ref.attnlens_explain(folder, text, os.path.join(tmp, f"{tag}_{variant}_{start}"), ["chefer-lrp"],
                                             "--chefer-lrp-variant", variant, "--text-start-layer", str(start),
                                             "--category", str(target))["scores"]["chefer-lrp"]
-            got, want = np.asarray(got), want32[variant]
+            got, want = np.asarray(got), want64[variant]
             err = float(np.abs(got - want).max())
-            tol = max(1e-5 * float(np.abs(want).max()), 2 * float(np.abs(want - want64[variant]).max()))
+            tol = max(1e-5 * float(np.abs(want).max()), 3 * float(np.abs(want32[variant] - want).max()))
             check(f"{tag}: {variant}, start {start % L if variant == 'transformer_attribution' else '-'}",
                   got.shape == want.shape and err <= tol, f"max |diff| {err:.2e} (bound {tol:.2e})")
     # Negative controls: the reference without the Add rescaling, or without halving, is another map.

@@ -22,7 +22,8 @@ on the bundled fmnist-vit model and on a random-weight timm-named ViT written he
 First the reference itself is checked against the spec's worked examples (14.7, 14.11, 16.6, 17.3, 18.7) and
 invariants (CP-LRP conservation on a bias-free toy in float64, rule placement, AtMan m = 1).
 
-Tolerance: max |attnlens - reference| <= 1e-5 * max |reference| (both float32 models). AtMan's map is a difference
+Tolerance: max |attnlens - reference| <= 1e-5 * max |reference| (attnlens in float32; the reference in float32,
+the LRP maps in float64, the exact value that float32 roundings scatter around). AtMan's map is a difference
 of two float32 log-probabilities of magnitude ~1, so its rounding floor is absolute (~1e-7 times |log p|), not
 relative to the (small) map: it is compared with an absolute 1e-5 instead.
 
@@ -147,18 +148,40 @@ class Gamma(torch.autograd.Function):
         return rx / stab(x, 1e-10), None, None, None, None
 
 
+class EpsilonRule(torch.autograd.Function):
+    """14.10.1: the epsilon rule on a layer z = layer(x) written as a gradient: R_z = g_z * z,
+    R_x = x * W^T (R_z / stab(z, eps)), so g_x = W^T (g_z * z / stab(z, eps)) (Linear, or the patch conv when `stride`
+    is given)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, stride):
+        z = F.conv2d(x, weight, bias, stride=stride) if stride else F.linear(x, weight, bias)
+        ctx.save_for_backward(weight, z)
+        ctx.eps, ctx.stride, ctx.shape = eps, stride, x.shape
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        w, z = ctx.saved_tensors
+        s = g * z / stab(z, ctx.eps)
+        if ctx.stride:
+            return torch.nn.grad.conv2d_input(ctx.shape, w, s, stride=ctx.stride), None, None, None, None
+        return s @ w, None, None, None, None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The model's forward pieces, patched (one Options object decides how they run)
 # ---------------------------------------------------------------------------------------------------------------
 
 class Options:
     def __init__(self, attention="plain", lrp=False, gamma_conv=0.0, gamma_lin=0.0, gamma_attn=False,
-                 factors=None, placement="products"):
+                 factors=None, placement="products", epsilon=0.0):
         self.attention = attention      # plain | agcam (input detached) | cp (q, k detached) | attnlrp
         self.lrp = lrp                  # LayerNorm with stop-grad sigma and the GELU identity rule
         self.gamma_conv, self.gamma_lin, self.gamma_attn = gamma_conv, gamma_lin, gamma_attn
         self.factors = factors          # AtMan: [B, N] key-column multipliers after the row-min shift
         self.placement = placement      # attnlrp: "products" ((qk^T)/2, (AV)/2) or "inputs" (q/4, k/4, v/2)
+        self.epsilon = epsilon          # the epsilon rule on the layers without Gamma (LRP only)
         self.records = []               # per block: z (block input), A, S, vproj
         self.tokens0 = None             # the tokens entering block 0
 
@@ -176,7 +199,11 @@ def norm(ln, x):
 
 
 def linear(mod, x, gamma):
-    return Gamma.apply(x, mod.weight, mod.bias, gamma, None) if gamma else mod(x)
+    if gamma:
+        return Gamma.apply(x, mod.weight, mod.bias, gamma, None)
+    if OPT.lrp and OPT.epsilon and x.requires_grad:
+        return EpsilonRule.apply(x, mod.weight, mod.bias, OPT.epsilon, None)
+    return mod(x)
 
 
 def attention_forward(self, x):
@@ -223,6 +250,8 @@ def vit_forward(self, x):
     conv = self.patch_embed.proj
     if OPT.gamma_conv:
         t = Gamma.apply(x, conv.weight, conv.bias, OPT.gamma_conv, conv.stride)
+    elif OPT.lrp and OPT.epsilon:
+        t = EpsilonRule.apply(x, conv.weight, conv.bias, OPT.epsilon, conv.stride)
     else:
         t = conv(x)
     t = t.flatten(2).transpose(1, 2)
@@ -391,11 +420,20 @@ def scaled_factor_forward(model, x, factors):
         attention.forward = attention_forward
 
 
-def lrp(model, x, c, method, gamma_conv=0.25, gamma_lin=0.05, gamma_attn=False, placement="products"):
-    xr = x[None].clone().requires_grad_(True)
-    logits = forward(model, xr, attention="cp" if method == "cp-lrp" else "attnlrp", lrp=True,
-                     gamma_conv=gamma_conv, gamma_lin=gamma_lin, gamma_attn=gamma_attn, placement=placement)
-    (g,) = torch.autograd.grad(logits[0, c], xr)
+def lrp(model, x, c, method, gamma_conv=0.25, gamma_lin=0.05, gamma_attn=False, placement="products", epsilon=0.0):
+    """The patch map in float64 (the model is converted for the pass and back: float32 -> float64 -> float32 is
+    exact), so that the comparison measures attnlens' float32 rounding alone, not the reference's as well: with the
+    epsilon rule a float32 reference strays from the float64 one by twice as much as attnlens does."""
+    dtype = next(model.parameters()).dtype
+    model.to(torch.float64)
+    xr = x[None].to(torch.float64).requires_grad_(True)
+    try:
+        logits = forward(model, xr, attention="cp" if method == "cp-lrp" else "attnlrp", lrp=True,
+                         gamma_conv=gamma_conv, gamma_lin=gamma_lin, gamma_attn=gamma_attn, placement=placement,
+                         epsilon=epsilon)
+        (g,) = torch.autograd.grad(logits[0, c], xr)
+    finally:
+        model.to(dtype)
     pixels = (xr * g)[0].sum(0).detach().double()  # [S, S]
     p = model.patch_embed.proj.stride[0]
     side = pixels.shape[0] // p
@@ -625,6 +663,20 @@ def check_model(label, model, model_dir, x, tmp):
             lrp(model, x, c, "cp-lrp", 0.1, 0.2, False))
     compare(f"{label} attnlrp gamma conv 0.1, linear 0.2, --gamma-attention-projections", got["attnlrp"],
             lrp(model, x, c, "attnlrp", 0.1, 0.2, True))
+
+    # The epsilon rule (14.10.1) on the layers without Gamma: every linear but none of the Gammas' (conv keeps 0.25),
+    # then everywhere (Gamma off), the patch conv included.
+    got = attnlens(tmp, model_dir, path, ["cp-lrp", "attnlrp"], ["--gamma-linear", "0", "--lrp-epsilon", "0.1"],
+                   f"{tag}_eps")
+    want = lrp(model, x, c, "cp-lrp", 0.25, 0, epsilon=0.1)
+    compare(f"{label} cp-lrp --lrp-epsilon 0.1 --gamma-linear 0", got["cp-lrp"], want)
+    differs(f"{label} cp-lrp negative control: epsilon 0.1 vs 0", got["cp-lrp"], lrp(model, x, c, "cp-lrp", 0.25, 0))
+    compare(f"{label} attnlrp --lrp-epsilon 0.1 --gamma-linear 0", got["attnlrp"],
+            lrp(model, x, c, "attnlrp", 0.25, 0, epsilon=0.1))
+    got = attnlens(tmp, model_dir, path, ["cp-lrp"], ["--gamma-conv", "0", "--gamma-linear", "0", "--lrp-epsilon",
+                                                       "0.5"], f"{tag}_eps_all")
+    compare(f"{label} cp-lrp --lrp-epsilon 0.5, no Gamma (the patch conv too)", got["cp-lrp"],
+            lrp(model, x, c, "cp-lrp", 0, 0, epsilon=0.5))
 
     got = attnlens(tmp, model_dir, path, ["atman"], ["--atman-threshold", "none"], f"{tag}_atman_none")
     compare(f"{label} atman --atman-threshold none (absolute tolerance)", got["atman"], atman(model, x, c, 0.1, None),

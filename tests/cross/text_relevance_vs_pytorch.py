@@ -107,6 +107,24 @@ class DivideGradient(torch.autograd.Function):
         return g / ctx.c, None
 
 
+class EpsilonRule(torch.autograd.Function):
+    """The epsilon rule (14.10.1) on z = x W^T + b as a gradient: R_x = x * W^T (R_z / stab(z, eps)) with
+    R_z = g_z * z, i.e. g_x = (g_z * z / (z + eps sign0(z))) W."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, eps):
+        z = F.linear(x, w, b)
+        ctx.save_for_backward(w, z)
+        ctx.eps = eps
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        w, z = ctx.saved_tensors
+        sign0 = torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
+        return (g * z / (z + ctx.eps * sign0)) @ w, None, None, None
+
+
 def layer_norm(x, w, b, eps, sigma_detached):
     """LayerNorm over the last dim; with sigma_detached the LXT form (x - mu) / stopgrad(sqrt(var + eps)) (14.2 b)."""
     if not sigma_detached:
@@ -168,10 +186,17 @@ class Reference:
         self.layers = sum(1 for k in p if k.endswith(".q.w"))
         self.d = p["word"].shape[1]
 
+    rule = None
+    epsilon = 0.0  # the epsilon rule (spec 14.10.1) on every linear, under LRP: g_x = W^T (g_z z / stab(z, eps))
+
     def lin(self, x, name):
-        return F.linear(x, self.p[name + ".w"], self.p[name + ".b"])
+        w, b = self.p[name + ".w"], self.p[name + ".b"]
+        if self.rule is not None and self.epsilon and x.requires_grad:
+            return EpsilonRule.apply(x, w, b, self.epsilon)
+        return F.linear(x, w, b)
 
     def run(self, ids, lrp=None, agcam=False, factors=None, alpha=None, vproj_bias=False):
+        self.rule = lrp
         p, T, H = self.p, len(ids), self.heads
         hd = self.d // H
         detach_sigma = lrp is not None
@@ -244,8 +269,12 @@ class Reference:
         g = torch.stack([d["A"].grad[:, 0, :] for d in info["layers"]])
         return agcam_fuse(s.detach(), g).numpy()
 
-    def lrp(self, ids, c, rule):
-        y, info = self.run(ids, lrp=rule)
+    def lrp(self, ids, c, rule, epsilon=0.0):
+        self.epsilon = epsilon
+        try:
+            y, info = self.run(ids, lrp=rule)
+        finally:
+            self.epsilon = 0.0
         y[c].backward()
         return (info["word"] * info["word"].grad).sum(-1).detach().numpy()
 
@@ -537,6 +566,12 @@ def check_model(tag, ref, folder, text, ids, tmp, controls=True, variants=True, 
                                "0", "--steps", "3")
         compare(f"{tag}: bi-attn-token --bi-start-layer 0 --steps 3", got["scores"]["bi-attn-token"],
                 ref.bi_attn_token(ids, c, start=0, steps=3), "bi-attn-token")
+        got = attnlens_explain(folder, text, os.path.join(tmp, tag + "_eps"), ["attnlrp", "cp-lrp"], "--lrp-epsilon",
+                               "0.1")
+        for m, rule in (("attnlrp", "attnlrp"), ("cp-lrp", "cplrp")):
+            compare(f"{tag}: {m} --lrp-epsilon 0.1", got["scores"][m], ref.lrp(ids, c, rule, epsilon=0.1), m)
+        if controls:
+            control(f"{tag}: attnlrp --lrp-epsilon 0.1 vs epsilon 0", got["scores"]["attnlrp"], refs["attnlrp"])
         got = attnlens_explain(folder, text, os.path.join(tmp, tag + "_atnone"), ["atman"], "--atman-threshold", "none")
         compare(f"{tag}: atman --atman-threshold none", got["scores"]["atman"], ref.atman(ids, c, kappa=None),
                 "atman", absolute=ATMAN_TOL)

@@ -69,6 +69,84 @@ TEST(ForwardRules, GammaZeroIsTheOrdinaryGradient) {
   EXPECT_LT((nb.grad() - zb.grad()).abs().max().item<double>(), 1e-15);
 }
 
+// zennit's Gamma written out as spec 14.3 states it: four modified forward products for the denominators and four
+// transposed products for R_x (the library folds them into one and two). `layer` is the plain map without bias,
+// `transposed` its vector-Jacobian product.
+template <class Layer, class Transposed, class Bias>
+torch::Tensor zennit_gamma_gradient(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                                    const torch::Tensor& g, double gamma, Layer layer, Transposed transposed,
+                                    Bias with_bias) {
+  const auto wp = w + gamma * w.clamp_min(0), wn = w + gamma * w.clamp_max(0);
+  const auto bp = b + gamma * b.clamp_min(0), bn = b + gamma * b.clamp_max(0);
+  const auto xp = x.clamp_min(0), xn = x.clamp_max(0);
+  const auto stab = [](const torch::Tensor& t, double e) { return t + e * (2 * (t >= 0).to(t.dtype()) - 1); };
+  const auto z = with_bias(layer(x, w), b);
+  const auto r = g * z;
+  const auto up = r * (z > 0).to(z.dtype()) / stab(with_bias(layer(xp, wp), bp) + layer(xn, wn), 1e-6);
+  const auto un = r * (z < 0).to(z.dtype()) / stab(with_bias(layer(xp, wn), bn) + layer(xn, wp), 1e-6);
+  const auto rx = xp * transposed(up, wp) + xn * transposed(up, wn) + xp * transposed(un, wn) +
+                  xn * transposed(un, wp);
+  return rx / stab(x, 1e-10);
+}
+
+// The library's Gamma (one forward product and two transposed ones in its backward) equals zennit's four and four,
+// for linear layers and the patch convolution, small and large gamma, in float64.
+TEST(ForwardRules, GammaEqualsZennitsFourProducts) {
+  torch::manual_seed(11);
+  for (const double gamma : {0.05, 0.25, 3.0, 100.0}) {
+    const auto w = torch::randn({6, 9}, kDouble), b = torch::randn({6}, kDouble) * 0.3;
+    auto x = torch::randn({4, 9}, kDouble).requires_grad_(true);
+    const auto g = torch::randn({4, 6}, kDouble);
+    (gamma_linear(x, w, b, gamma) * g).sum().backward();
+    const auto want = zennit_gamma_gradient(
+        x.detach(), w, b, g, gamma, [](const torch::Tensor& in, const torch::Tensor& wt) { return torch::linear(in, wt); },
+        [](const torch::Tensor& u, const torch::Tensor& wt) { return u.matmul(wt); },
+        [](const torch::Tensor& t, const torch::Tensor& bias) { return t + bias; });
+    EXPECT_LT((x.grad() - want).abs().max().item<double>(), 1e-9 * (1 + want.abs().max().item<double>()))
+        << "linear, gamma " << gamma;
+
+    const auto cw = torch::randn({5, 3, 2, 2}, kDouble), cb = torch::randn({5}, kDouble) * 0.3;
+    auto img = torch::randn({2, 3, 6, 6}, kDouble).requires_grad_(true);
+    const auto cg = torch::randn({2, 5, 3, 3}, kDouble);
+    (gamma_conv2d(img, cw, cb, gamma, 2) * cg).sum().backward();
+    const auto cwant = zennit_gamma_gradient(
+        img.detach(), cw, cb, cg, gamma,
+        [](const torch::Tensor& in, const torch::Tensor& wt) { return torch::conv2d(in, wt, {}, 2); },
+        [](const torch::Tensor& u, const torch::Tensor& wt) { return torch::conv_transpose2d(u, wt, {}, 2); },
+        [](const torch::Tensor& t, const torch::Tensor& bias) { return t + bias.view({1, -1, 1, 1}); });
+    EXPECT_LT((img.grad() - cwant).abs().max().item<double>(), 1e-9 * (1 + cwant.abs().max().item<double>()))
+        << "conv, gamma " << gamma;
+  }
+}
+
+// The ε-rule (spec 14.10.1) on one output, x = (2, 1), W = [1, -0.5]: R_x = x ⊙ W (R_z / (z + ε sign z)) with R_z = z.
+// b = 0.5: z = 2, ε = 0.5 -> ratio 0.8, R_x = (1.6, -0.4); b = -3: z = -1.5, z - ε = -2 -> ratio 0.75,
+// R_x = (1.5, -0.375). ε = 0 and the plain model are the ordinary gradient, R_x = (2, -0.5).
+TEST(ForwardRules, EpsilonRuleWorkedExample) {
+  const auto w = torch::tensor({{1.0, -0.5}}, kDouble);
+  const auto relevance = [&](LrpRules lrp, double epsilon, double bias) {
+    ForwardRules rules;
+    rules.lrp = lrp;
+    rules.epsilon = epsilon;
+    auto x = leaf({2.0, 1.0});
+    rules.linear(x, w, torch::tensor({bias}, kDouble), LinearSite::FeedForward).sum().backward();
+    return (x * x.grad()).detach();
+  };
+  expect_values(relevance(LrpRules::Cp, 0.5, 0.5), {1.6, -0.4}, 1e-12);
+  expect_values(relevance(LrpRules::AttnLrp, 0.5, -3.0), {1.5, -0.375}, 1e-12);
+  expect_values(relevance(LrpRules::Cp, 0.0, 0.5), {2.0, -0.5}, 1e-12);
+  expect_values(relevance(LrpRules::None, 0.5, 0.5), {2.0, -0.5}, 1e-12);  // no LRP, no rule
+
+  // The patch convolution takes the same rule: one 2x2 patch, one output channel.
+  ForwardRules rules;
+  rules.lrp = LrpRules::Cp;
+  rules.epsilon = 1.0;
+  auto img = torch::tensor({1.0, 2.0, 0.5, -1.0}, kDouble).view({1, 1, 2, 2}).requires_grad_(true);
+  const auto cw = torch::tensor({1.0, 1.0, 2.0, 1.0}, kDouble).view({1, 1, 2, 2});
+  rules.patch_conv(img, cw, torch::tensor({0.0}, kDouble), 2).sum().backward();  // z = 1 + 2 + 1 - 1 = 3
+  expect_values(img * img.grad(), {0.75, 1.5, 0.75, -0.75}, 1e-12);                  // x ⊙ w ⊙ 3 / 4
+}
+
 // The identity rule on a bias-free two-layer GELU MLP conserves relevance (spec 14.7): R_x = (1.3530, 0.8142),
 // sum = y = 2.167165, where plain gradient x input gives (2.4085, 0.3522).
 TEST(ForwardRules, IdentityRuleWorkedExample) {
@@ -211,6 +289,11 @@ TEST(ForwardRules, BadSettingsAreInputErrors) {
   rules.gamma_linear = -1.0;
   EXPECT_THROW(rules.check(), InputError);
   rules.gamma_linear = 0.0;
+  rules.epsilon = -1e-3;
+  EXPECT_THROW(rules.check(), InputError);
+  rules.epsilon = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THROW(rules.check(), InputError);
+  rules.epsilon = 0.0;
   rules.key_factors = torch::full({1, 3}, 2.0);
   EXPECT_THROW(rules.check(), InputError);
 
@@ -218,6 +301,9 @@ TEST(ForwardRules, BadSettingsAreInputErrors) {
   s.gamma_conv = -0.5;
   EXPECT_THROW(make_model_method("attnlrp", s), InputError);
   EXPECT_THROW(make_model_method("cp-lrp", s), InputError);
+  s = {};
+  s.lrp_epsilon = -1.0;
+  EXPECT_THROW(make_model_method("attnlrp", s), InputError);
   s = {};
   s.atman_factor = 1.5;
   EXPECT_THROW(make_model_method("atman", s), InputError);
