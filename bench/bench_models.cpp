@@ -13,9 +13,12 @@
 //   forward+backward+gamma-1   that forward + backward plus the two products zennit's Gamma adds per hooked layer
 //                      (patch conv, fc1 and fc2 of every block, head: L(|x|; |w|) and Lᵀ(u; |w|) at their shapes; the
 //                      MLP width taken as 4x, the benchmarked models'): the passes attnlrp and cp-lrp need
+//   forward+backward+relevance-1   that forward + backward plus the products of Chefer's relevance pass (spec 15.4:
+//                      per block four for each Linear's α1β0, three for each attention product's z-rule): what
+//                      chefer-lrp needs
 //   agcam, attnlrp, cp-lrp, chefer-lrp, bi-attn, bi-attn-token, atman   the methods that run the model again, per
-//                      image -> ratio to the passes each needs: one forward+backward (agcam, chefer-lrp), the above
-//                      (attnlrp, cp-lrp with their default Gammas), 1 + steps
+//                      image -> ratio to the passes each needs: one forward+backward (agcam), the two above
+//                      (attnlrp, cp-lrp with their default Gammas; chefer-lrp), 1 + steps
 //                      forward+backward (Beyond Intuition, its path in batches of 16), 1 + patches forwards (AtMan,
 //                      in batches of 16)
 // Usage: bench_models MODEL_DIR [--batch B] [google benchmark flags]; MODEL_DIR holds any image family.
@@ -48,7 +51,7 @@ int g_patches = 0;
 
 enum class Kind {
   Forward, Capture, Rollout, ForwardBackward, GradRollout, Chefer, ForwardOcclusion, BlankOut, BlankOut16,
-  ForwardOne, ForwardBackwardOne, ForwardBackwardGammaOne, ModelMethod
+  ForwardOne, ForwardBackwardOne, ForwardBackwardGammaOne, ForwardBackwardRelevanceOne, ModelMethod
 };
 
 // The products Gamma's backward adds to a plain backward, per hooked layer (models/forward_rules.cpp): the magnitude
@@ -83,6 +86,44 @@ struct GammaProducts {
   }
 };
 
+// The products of chefer-lrp's relevance pass (explain/chefer_lrp.cpp) at the model's shapes, on random operands:
+// per Linear two forward products (x⁺ w⁺, x⁻ w⁻) and two transposed ones, per attention product its own and the
+// two that hand the relevance to its factors.
+struct RelevanceProducts {
+  struct Layer {
+    torch::Tensor x, w, s;
+  };
+  std::vector<Layer> linears;  // one block's qkv, proj, fc1, fc2
+  torch::Tensor attn, v, s_out, q, kt, s_attn;
+  int depth = 0;
+  explicit RelevanceProducts(const attnlens::ImageModelConfig& c) : depth(c.depth) {
+    const int64_t d = c.embed_dim, n = c.tokens(), h = c.num_heads, hd = d / h;
+    for (const auto& [in, out] : {std::pair<int64_t, int64_t>{d, 3 * d}, {d, d}, {d, 4 * d}, {4 * d, d}})
+      linears.push_back({torch::rand({1, n, in}), torch::rand({out, in}), torch::rand({1, n, out})});
+    attn = torch::rand({1, h, n, n});
+    v = torch::rand({1, h, n, hd});
+    s_out = torch::rand({1, h, n, hd});
+    q = torch::rand({1, h, n, hd});
+    kt = torch::rand({1, h, hd, n});
+    s_attn = torch::rand({1, h, n, n});
+  }
+  void run() const {
+    for (int b = 0; b < depth; ++b) {
+      for (const auto& l : linears)
+        for (int part = 0; part < 2; ++part) {
+          benchmark::DoNotOptimize(torch::linear(l.x, l.w));
+          benchmark::DoNotOptimize(l.s.matmul(l.w));
+        }
+      benchmark::DoNotOptimize(attn.matmul(v));  // A·V, then its relevance to A and to V
+      benchmark::DoNotOptimize(s_out.matmul(v.transpose(-2, -1)));
+      benchmark::DoNotOptimize(attn.transpose(-2, -1).matmul(s_out));
+      benchmark::DoNotOptimize(q.matmul(kt));  // q kᵀ, then to q and to kᵀ
+      benchmark::DoNotOptimize(s_attn.matmul(kt.transpose(-2, -1)));
+      benchmark::DoNotOptimize(q.transpose(-2, -1).matmul(s_attn));
+    }
+  }
+};
+
 // One image's explanation by a method that runs the model itself, or one image's forward (+ backward).
 void run_one(benchmark::State& state, Kind kind, const std::string& method) {
   const auto model = attnlens::load_image_classifier(g_model);
@@ -91,10 +132,14 @@ void run_one(benchmark::State& state, Kind kind, const std::string& method) {
   const auto image = torch::randn({3, c.image_height, c.image_width});
   const auto method_ptr = kind == Kind::ModelMethod ? attnlens::make_model_method(method, {}) : nullptr;
   const GammaProducts gamma(c);
+  const RelevanceProducts relevance(c);
   for (auto _ : state) {
-    if (kind == Kind::ForwardBackwardGammaOne) {
+    if (kind == Kind::ForwardBackwardGammaOne || kind == Kind::ForwardBackwardRelevanceOne) {
       benchmark::DoNotOptimize(model->capture(image.unsqueeze(0), {-1}).input_grad);
-      gamma.run();
+      if (kind == Kind::ForwardBackwardGammaOne)
+        gamma.run();
+      else
+        relevance.run();
     } else if (kind == Kind::ForwardOne)
       benchmark::DoNotOptimize(model->forward(image.unsqueeze(0)));
     else if (kind == Kind::ForwardBackwardOne)
@@ -175,13 +220,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ratio("blankout", "forward-occlusion");
     ratio("blankout-chunks16", "forward-occlusion");
     const auto f1 = millis_.find("forward-1"), fb1 = millis_.find("forward+backward-1");
-    const auto fbg1 = millis_.find("forward+backward+gamma-1");
-    if (f1 != millis_.end() && fb1 != millis_.end() && fbg1 != millis_.end()) {
-      std::printf("\none image: forward %.2f ms, forward+backward %.2f ms, with Gamma's products %.2f ms; each method "
-                  "/ the passes it needs (and / forward+backward):\n", f1->second, fb1->second, fbg1->second);
+    const auto fbg1 = millis_.find("forward+backward+gamma-1"), fbr1 = millis_.find("forward+backward+relevance-1");
+    if (f1 != millis_.end() && fb1 != millis_.end() && fbg1 != millis_.end() && fbr1 != millis_.end()) {
+      std::printf("\none image: forward %.2f ms, forward+backward %.2f ms, with Gamma's products %.2f ms, with the "
+                  "relevance pass's products %.2f ms; each method / the passes it needs (and / forward+backward):\n",
+                  f1->second, fb1->second, fbg1->second, fbr1->second);
       const std::pair<const char*, double> needs[] = {
           {"agcam", fb1->second},         {"attnlrp", fbg1->second},       {"cp-lrp", fbg1->second},
-          {"chefer-lrp", fb1->second},    {"bi-attn", 21 * fb1->second},   {"bi-attn-token", 21 * fb1->second},
+          {"chefer-lrp", fbr1->second},   {"bi-attn", 21 * fb1->second},   {"bi-attn-token", 21 * fb1->second},
           {"atman", (1 + g_patches) * f1->second}};
       for (const auto& [name, passes] : needs) {
         const auto m = millis_.find(name);
@@ -230,6 +276,9 @@ int main(int argc, char** argv) {
       ->Unit(benchmark::kMillisecond)
       ->MinTime(2.0);
   benchmark::RegisterBenchmark("forward+backward+gamma-1", run_one, Kind::ForwardBackwardGammaOne, "")
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(2.0);
+  benchmark::RegisterBenchmark("forward+backward+relevance-1", run_one, Kind::ForwardBackwardRelevanceOne, "")
       ->Unit(benchmark::kMillisecond)
       ->MinTime(2.0);
   for (const auto& name : attnlens::model_method_names())

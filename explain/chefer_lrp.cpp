@@ -19,6 +19,10 @@
 // the relevance unchanged, so x + ls * branch is Add([x, ls * branch]) with the branch's relevance handed on as is.
 #include "explain/chefer_lrp.hpp"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "explain/model_method.hpp"
@@ -28,8 +32,41 @@
 namespace attnlens {
 namespace chefer_lrp {
 
+namespace {
+
+// safe_divide of two contiguous tensors of one shape and floating type, in one pass. As six tensor operations it
+// was a sixth of chefer-lrp's time on the DeiT-tiny benchmark; the arithmetic is the same, so are the values.
+template <typename T>
+void safe_divide_run(std::int64_t n, const T* __restrict a, const T* __restrict b, T* __restrict out) {
+  const T tiny = static_cast<T>(1e-9);
+  for (std::int64_t i = 0; i < n; ++i) {
+    // max(b, tiny) + min(b, tiny) is b + tiny (one addition of the same two numbers); written so, it vectorises.
+    const T v = b[i];
+    T den = v + tiny;
+    const T zero = den == 0 ? T(1) : T(0), nonzero = v != 0 ? T(1) : T(0);
+    den = den + tiny * zero;
+    out[i] = a[i] / den * nonzero;
+  }
+}
+
+}  // namespace
+
 torch::Tensor safe_divide(const torch::Tensor& a, const torch::Tensor& b) {
   // The reference's clamp(min) + clamp(max) is always b + 1e-9; exactly 0 only at b = -1e-9, then 1e-9 more.
+  if (a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() && a.is_floating_point() &&
+      a.scalar_type() != torch::kHalf && a.scalar_type() != torch::kBFloat16 && a.device().is_cpu() &&
+      b.device().is_cpu()) {
+    const auto ac = a.contiguous(), bc = b.contiguous();
+    auto out = torch::empty_like(ac);
+    AT_DISPATCH_FLOATING_TYPES(ac.scalar_type(), "safe_divide", [&] {
+      const auto *ap = ac.data_ptr<scalar_t>(), *bp = bc.data_ptr<scalar_t>();
+      auto* op = out.data_ptr<scalar_t>();
+      at::parallel_for(0, ac.numel(), 16384, [&](auto lo, auto hi) {
+        safe_divide_run<scalar_t>(hi - lo, ap + lo, bp + lo, op + lo);
+      });
+    });
+    return out;
+  }
   auto den = b.clamp_min(1e-9) + b.clamp_max(1e-9);
   den = den + den.eq(0).to(den.scalar_type()) * 1e-9;
   return a / den * b.ne(0).to(b.scalar_type());

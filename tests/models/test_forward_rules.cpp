@@ -117,6 +117,28 @@ TEST(ForwardRules, GammaEqualsZennitsFourProducts) {
     EXPECT_LT((img.grad() - cwant).abs().max().item<double>(), 1e-9 * (1 + cwant.abs().max().item<double>()))
         << "conv, gamma " << gamma;
   }
+  // As a ViT's layers meet it: float32 tokens [B, N, D] (the fused loops' other type), here a transposed, non-
+  // contiguous view, with exact zeros in x (where R_x / stab(x) must stay 0) and in z (no share). Against zennit's
+  // form in float64 on the same values.
+  const auto w = torch::randn({7, 5}), b = torch::randn({7}) * 0.3;
+  auto base = torch::randn({2, 5, 3});
+  base.index_put_({0, 1, 2}, 0.0f);
+  auto x = base.transpose(1, 2).requires_grad_(true);  // [2, 3, 5], not contiguous
+  ASSERT_FALSE(x.is_contiguous());
+  auto g = torch::randn({2, 3, 7});
+  (gamma_linear(x, w, b, 0.25) * g).sum().backward();
+  const auto want = zennit_gamma_gradient(
+      x.detach().to(kDouble), w.to(kDouble), b.to(kDouble), g.to(kDouble), 0.25,
+      [](const torch::Tensor& in, const torch::Tensor& wt) { return torch::linear(in, wt); },
+      [](const torch::Tensor& u, const torch::Tensor& wt) { return u.matmul(wt); },
+      [](const torch::Tensor& t, const torch::Tensor& bias) { return t + bias; });
+  EXPECT_LT((x.grad().to(kDouble) - want).abs().max().item<double>(), 1e-5 * (1 + want.abs().max().item<double>()));
+  EXPECT_EQ(x.grad()[0][2][1].item<float>(), 0.0f);  // x = 0 there
+  // z = 0 exactly (bias cancelling a zero input row): that output hands on nothing, whatever its gradient.
+  auto zero_in = torch::zeros({1, 5}).requires_grad_(true);
+  const auto zb = torch::zeros({7});
+  (gamma_linear(zero_in, w, zb, 0.25) * torch::randn({1, 7})).sum().backward();
+  EXPECT_EQ(zero_in.grad().abs().max().item<float>(), 0.0f);
 }
 
 // The ε-rule (spec 14.10.1) on one output, x = (2, 1), W = [1, -0.5]: R_x = x ⊙ W (R_z / (z + ε sign z)) with R_z = z.
