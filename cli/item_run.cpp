@@ -25,8 +25,8 @@ std::map<std::string, RunFinisher>& finishers() {
 }
 
 // Joins the rows already read from the parts into OUT/<table>, run.json and the finisher's outputs; the items must
-// all be there.
-void finish(const fs::path& out, const RunIdentity& id, const std::vector<RunPart>& parts, const RunRows& rows,
+// all be there. Returns the merged table.
+std::string finish(const fs::path& out, const RunIdentity& id, const std::vector<RunPart>& parts, const RunRows& rows,
             std::optional<int> threads, bool quiet) {
   const RunTable table = run_table_of(id);
   if (!rows.missing.empty())
@@ -45,6 +45,7 @@ void finish(const fs::path& out, const RunIdentity& id, const std::vector<RunPar
   write_file_atomic((out / table.name).string(), text);
   for (const auto& [path, content] : outputs.files) write_file_atomic(path, content);
   if (!quiet) std::cout << outputs.terminal << std::flush;
+  return text;
 }
 
 // The shard folders of `out` (shard-K-of-N), whatever they hold.
@@ -214,7 +215,8 @@ std::optional<std::string> run_items(const ItemRunOptions& o, const RunIdentity&
   if (job.distributed()) {
     const std::vector<std::string> outcomes = job.gather_outcomes(failure ? error_text(failure) : "");
     if (failure) std::rethrow_exception(failure);
-    if (job.rank() != 0) {  // every part is written now; the others need the table for a next stage only
+    if (job.rank() != 0) {  // every part is written now; a staged command's next stage needs the table on every rank
+      if (!o.table_on_every_rank) return std::nullopt;
       const RunRows have = read_run_parts(find_run_parts(out.string(), table.name), table, identity);
       return have.missing.empty() ? std::optional(have.table_text(table)) : std::nullopt;
     }
@@ -227,8 +229,7 @@ std::optional<std::string> run_items(const ItemRunOptions& o, const RunIdentity&
     if (!failed.empty())
       throw InputError(failed + "; " + missing_items_message(have.missing, table, parts, out.string()) +
                        "; the finished items are in " + out.string() + ": run again with --resume");
-    finish(out, id, parts, have, torch::get_num_threads(), o.quiet);
-    return have.table_text(table);
+    return finish(out, id, parts, have, torch::get_num_threads(), o.quiet);
   }
   const std::vector<RunPart> parts = find_run_parts(out.string(), table.name);
   const RunRows have = read_run_parts(parts, table, identity);
@@ -241,8 +242,7 @@ std::optional<std::string> run_items(const ItemRunOptions& o, const RunIdentity&
                 << id.value("when_complete", "attnlens merge " + out.string()) << std::endl;
     return std::nullopt;
   }
-  finish(out, id, parts, have, shard ? std::nullopt : std::optional<int>(torch::get_num_threads()), o.quiet);
-  return have.table_text(table);
+  return finish(out, id, parts, have, shard ? std::nullopt : std::optional<int>(torch::get_num_threads()), o.quiet);
 }
 
 void merge_run(const std::string& out, bool quiet) {

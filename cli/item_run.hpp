@@ -25,6 +25,9 @@ struct ItemRunOptions {
   bool resume = false;
   std::string shard;   ///< "K/N" or empty
   bool quiet = false;
+  /// A command run in stages (prune) whose next stage needs the whole of this one: under mpirun every rank, not
+  /// only rank 0, reads the merged table back and run_items returns it.
+  bool table_on_every_rank = false;
 };
 
 /// The run's identity (run.json): every setting and the data that decide its numbers, plus "kind" (which finisher
@@ -61,9 +64,9 @@ using UnitFunction =
     std::function<std::vector<std::string>(std::size_t first, std::size_t count, const std::string& part_dir)>;
 
 /// Runs this process's share of the units (see the file comment) and, when the run is complete, merges it with the
-/// finisher registered for identity["kind"]. Returns the merged table (header included) when the run is complete,
-/// on every MPI rank, for a command that runs in stages (prune) whose next stage needs the whole of the last one;
-/// nothing while other shards are still missing. InputError for a foreign part, a --resume of another run, --shard
+/// finisher registered for identity["kind"]. Returns the merged table (header included) when the run is complete
+/// (under mpirun at rank 0, and at the other ranks with table_on_every_rank); nothing while other shards are still
+/// missing. InputError for a foreign part, a --resume of another run, --shard
 /// under mpirun; at MPI rank 0, for ranks that failed (naming the items still missing, which --resume fills).
 std::optional<std::string> run_items(const ItemRunOptions& options, const RunIdentity& identity,
                                      const UnitFunction& compute);

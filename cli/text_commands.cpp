@@ -440,7 +440,7 @@ void run_prune(const PruneState& st) {
   importance_id.update(common);
   const std::string stage1 = (fs::path(st.output) / "importance").string();
   const std::optional<std::string> importance_text =
-      run_items({stage1, st.resume, st.shard, st.quiet}, importance_id, [&](std::size_t i, std::size_t, const std::string&) {
+      run_items({stage1, st.resume, st.shard, st.quiet, true}, importance_id, [&](std::size_t i, std::size_t, const std::string&) {
     const HeadImportance imp = text_head_importance(tm, texts, i, attattr_options);
     std::string rows;
     for (const auto& [kind, a] : {std::pair<const char*, const Array*>{"attattr", &imp.attattr},

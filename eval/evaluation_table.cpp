@@ -1,8 +1,6 @@
 #include "eval/evaluation_table.hpp"
 
 #include <array>
-#include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -28,7 +26,6 @@ auto scalar_fields(Scores& m) {
                     &m.positive_auc, &m.negative_auc,      &m.pointing_hit,         &m.mass_in_box,
                     &m.saco,         &m.word_attack_auc};
 }
-
 
 void append_series(std::vector<std::string>& header, const char* prefix, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) header.push_back(prefix + std::to_string(i));

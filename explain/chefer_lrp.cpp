@@ -22,7 +22,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
-#include <algorithm>
 #include <cmath>
 
 #include "explain/model_method.hpp"

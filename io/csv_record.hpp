@@ -1,5 +1,6 @@
-// Writing numbers into, and reading back, the CSV tables attnlens writes (RFC 4180 quoting, as csv_field writes it), one record at a time, so
-// that a table which an interrupted run left with a half-written last line can still be read up to that line.
+// The numbers of the CSV tables attnlens writes, and reading those tables back (RFC 4180 quoting, as csv_field writes
+// it) one record at a time, so that a table which an interrupted run left with a half-written last line can still be
+// read up to that line.
 #pragma once
 
 #include <cstddef>

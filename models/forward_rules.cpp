@@ -22,7 +22,6 @@ torch::Tensor stabilize(const torch::Tensor& t, double eps) {
   return t + eps * torch::where(t >= 0, torch::ones_like(t), -torch::ones_like(t));
 }
 
-
 struct IdentityRuleFunction : public torch::autograd::Function<IdentityRuleFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& h, std::int64_t kind) {
     auto out = apply_activation(h, static_cast<Activation>(kind));
@@ -50,7 +49,7 @@ struct IdentityRuleFunction : public torch::autograd::Function<IdentityRuleFunct
 // The elementwise work around the products is two fused, vectorised loops (gamma_output_shares,
 // gamma_input_relevance). Written as tensor operations it was about 40 passes over each layer's activations and cost
 // twice as much as the two extra products themselves: attnlrp took 1.60x the passes it needs on the DeiT-tiny
-// benchmark (bench/bench_models.cpp, forward+backward+gamma-1), 1.10x with these loops.
+// benchmark (bench/bench_models.cpp, forward+backward+gamma-1), 1.07-1.08x with these loops.
 
 // Output (o, c, k) of a z laid out as [outer, channels, inner]: a Linear's [..., C] has inner 1, a conv's
 // [B, C, H, W] has outer B and inner H·W.
